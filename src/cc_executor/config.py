@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     )
     allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Extra Host header names accepted (DNS-rebinding guard); loopback names always.",
+        description="Extra Host header names accepted (DNS-rebinding guard); loopback always.",
     )
 
     # --- security --------------------------------------------------------------------------
@@ -84,10 +84,15 @@ class Settings(BaseSettings):
     on_disconnect: Literal["keep", "cancel"] = Field(
         "keep", description="What happens to a connection's executions when it drops."
     )
-    event_log_max_bytes: int = Field(
-        64 * MiB,
+    event_log_memory_bytes: int = Field(
+        8 * MiB,
         ge=64 * 1024,
-        description="Output kept in memory per execution for attach/replay; oldest dropped first.",
+        description="Newest events kept in memory per execution; older ones spill to the spool.",
+    )
+    event_log_max_bytes: int = Field(
+        1024 * MiB,
+        ge=64 * 1024,
+        description="Events kept per execution (memory + spool file) for attach; oldest dropped.",
     )
     finished_executions_kept: int = Field(
         1000, ge=0, description="Finished executions kept in memory for status/attach."

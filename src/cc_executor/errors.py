@@ -130,5 +130,7 @@ def error_from_wire(error: dict[str, Any]) -> CCExecutorError:
     code = error.get("code")
     cls = _BY_CODE.get(code, CCExecutorError) if isinstance(code, int) else CCExecutorError
     data = error.get("data")
-    exc = cls(str(error.get("message", "unknown error")), **(data if isinstance(data, dict) else {}))
+    exc = cls(
+        str(error.get("message", "unknown error")), **(data if isinstance(data, dict) else {})
+    )
     return exc

@@ -41,7 +41,8 @@ class Notification(StrEnum):
     PROCESS_ERROR = "process.error"
     STREAM_GAP = "stream.gap"
     AGENT_EVENT = "agent.event"
-    ERROR_TOKEN_LIMIT_EXCEEDED = "error.token_limit_exceeded"
+    # "token" here is an LLM context token, not a credential.
+    ERROR_TOKEN_LIMIT_EXCEEDED = "error.token_limit_exceeded"  # noqa: S105
     ERROR_RATE_LIMIT_EXCEEDED = "error.rate_limit_exceeded"
     TASK_STARTED = "task.started"
     TASK_COMPLETED = "task.completed"

@@ -1,0 +1,46 @@
+"""The ``cc-executor`` typer app: wires the command groups together (console script entry)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cc_executor import __version__
+from cc_executor.cli.config_cmd import config_app
+from cc_executor.cli.console import console
+from cc_executor.cli.run_cmd import run
+from cc_executor.cli.server_cmd import server_app
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="cc-executor",
+    help="Run Claude Code and plain commands as supervised, observable, stoppable jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(server_app, name="server")
+app.add_typer(config_app, name="config")
+app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(run)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out(f"cc-executor {__version__}", highlight=False)
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """cc-executor: a daemon that runs commands and Claude Code for AI orchestrators."""

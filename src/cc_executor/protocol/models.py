@@ -1,0 +1,468 @@
+"""Pydantic models of every params and result object on ``/ws/mcp``, and of notification params.
+
+This module owns the *shapes* of the wire contract: what a method accepts (validated strictly, so a
+string where a number belongs is ``-32602``, never coerced), what it returns, and what each
+notification carries. It does not own behaviour: the dispatcher validates with these models, the
+handlers (in ``server/``) decide what the fields mean, and the JSON Schema appendix of
+``docs/protocol.md`` is generated from them (``scripts/gen_protocol_schema.py``).
+
+Incoming params models forbid unknown fields. Result and notification models ignore unknown fields
+instead, so a client validating what a newer server sends keeps working. Outgoing frames are built
+from trusted fields and are not re-validated on the hot path; the models document them.
+
+Every string that may reach ``exec`` (command, argv, cwd, env, agent, prompt) refuses NUL, which
+``exec`` cannot carry: better a clear ``-32602`` than a truncated argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from cc_executor.protocol.names import ControlType, Method, Notification
+
+__all__ = [
+    "DEFAULT_LIST_LIMIT",
+    "EXECUTION_ID_PATTERN",
+    "MAX_LIST_LIMIT",
+    "MAX_TIMEOUT_S",
+    "METHOD_PARAMS",
+    "METHOD_RESULTS",
+    "NOTIFICATION_PARAMS",
+    "PROTOCOL_VERSION",
+    "AgentEventParams",
+    "AttachParams",
+    "AttachResult",
+    "Capabilities",
+    "CompletionStatus",
+    "ConnectedParams",
+    "ControlParams",
+    "ControlResult",
+    "DetachParams",
+    "DetachResult",
+    "EmptyParams",
+    "ExecuteParams",
+    "ExecuteResult",
+    "ExecutionIdStr",
+    "ExecutionInfo",
+    "ExtensionEventParams",
+    "HookStatusResult",
+    "InputParams",
+    "InputResult",
+    "ListParams",
+    "ListResult",
+    "PingParams",
+    "PongParams",
+    "ProcessCanceledParams",
+    "ProcessCompletedParams",
+    "ProcessErrorParams",
+    "ProcessOutputParams",
+    "ProcessPausedParams",
+    "ProcessResumedParams",
+    "ProcessStartedParams",
+    "StatusParams",
+    "StreamGapParams",
+    "StreamName",
+]
+
+PROTOCOL_VERSION = "1.0"
+
+# Client-chosen ids end up in log lines, file names and Redis keys: keep them to a safe alphabet.
+# Server-generated ids (uuid4 hex) match the same pattern, so lookups validate with it too.
+EXECUTION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 10_000  # one `list` answer must stay well under the frame and memory budget
+MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: longer is a mistake, and "no timeout" is omission
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not value or "=" in value:
+        raise ValueError("environment variable names must be non-empty and contain no '='")
+    return value
+
+
+def _upper(value: object) -> object:
+    # Old clients send "pause"; normalising here keeps the enum the single source of names.
+    return value.upper() if isinstance(value, str) else value
+
+
+ExecStr = Annotated[StrictStr, AfterValidator(_no_nul)]
+"""A string that may reach ``exec``: no NUL."""
+NonEmptyExecStr = Annotated[StrictStr, Field(min_length=1), AfterValidator(_no_nul)]
+EnvName = Annotated[StrictStr, AfterValidator(_no_nul), AfterValidator(_env_name)]
+ExecutionIdStr = Annotated[StrictStr, Field(pattern=EXECUTION_ID_PATTERN)]
+"""An execution id as it appears on the wire (see :data:`EXECUTION_ID_PATTERN`)."""
+Seconds = Annotated[StrictFloat, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
+Seq = Annotated[StrictInt, Field(ge=0)]
+StreamName = Literal["stdout", "stderr"]
+CompletionStatus = Literal["completed", "failed", "timeout", "canceled"]
+
+
+class _Params(BaseModel):
+    """Incoming params: unknown fields are an error, nothing is coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Outgoing(BaseModel):
+    """Results and notification params: tolerant of fields added by newer servers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- method params ---------------------------------------------------------------------------
+
+
+class ExecuteParams(_Params):
+    """``execute``: exactly one of ``command``, ``argv`` or ``agent`` (+ ``prompt``)."""
+
+    command: NonEmptyExecStr | None = Field(
+        None, description="Run by the configured shell (`shell -c command`)."
+    )
+    argv: Annotated[list[ExecStr], Field(min_length=1)] | None = Field(
+        None, description="Program and arguments, executed directly (no shell)."
+    )
+    agent: NonEmptyExecStr | None = Field(None, description='Agent to run, e.g. "claude".')
+    prompt: ExecStr | None = Field(
+        None, description="Prompt for the agent; never passes through a shell."
+    )
+    timeout: Seconds | None = Field(
+        None, description="Wall-clock seconds before the whole process group is killed."
+    )
+    idle_timeout: Seconds | None = Field(
+        None, description="Seconds without any output before the group is killed."
+    )
+    timeout_includes_paused: StrictBool = Field(
+        False, description="Count time spent paused against `timeout`."
+    )
+    cwd: NonEmptyExecStr | None = Field(None, description="Working directory.")
+    env: dict[EnvName, ExecStr] | None = Field(
+        None, description="Variables added to (overriding) the daemon's environment."
+    )
+    execution_id: ExecutionIdStr | None = Field(
+        None, description="Client-chosen id; repeating an execute with it is idempotent."
+    )
+    metadata: dict[StrictStr, Any] | None = Field(
+        None, description="Opaque to the daemon; echoed back by status and list."
+    )
+    stdin: StrictBool = Field(False, description="Keep stdin open for the `input` method.")
+    agent_options: dict[StrictStr, Any] | None = Field(
+        None, description="Agent-specific options, validated by the agent."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExecuteParams:
+        given = [name for name in ("command", "argv", "agent") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of command, argv or agent (with prompt) is required")
+        if self.agent is not None and self.prompt is None:
+            raise ValueError("agent requires prompt")
+        if self.agent is None and self.prompt is not None:
+            raise ValueError("prompt is only valid with agent")
+        if self.agent is None and self.agent_options is not None:
+            raise ValueError("agent_options is only valid with agent")
+        if self.argv is not None and not self.argv[0]:
+            raise ValueError("argv[0] must be a non-empty program name")
+        return self
+
+
+class ControlParams(_Params):
+    """``control``: PAUSE, RESUME or CANCEL (any case), of one execution."""
+
+    type: Annotated[ControlType, BeforeValidator(_upper)]
+    execution_id: ExecutionIdStr | None = Field(
+        None, description="Optional when the connection has exactly one live execution."
+    )
+
+
+class StatusParams(_Params):
+    execution_id: ExecutionIdStr
+
+
+class ListParams(_Params):
+    state: list[StrictStr] | StrictStr | None = Field(
+        None, description="Only executions in this state (or any of these states)."
+    )
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT
+
+    @property
+    def states(self) -> frozenset[str] | None:
+        """The state filter as a set, ``None`` meaning every state."""
+        if self.state is None:
+            return None
+        return frozenset([self.state] if isinstance(self.state, str) else self.state)
+
+
+class AttachParams(_Params):
+    execution_id: ExecutionIdStr
+    after_seq: Seq = Field(0, description="Replay events with seq greater than this, then live.")
+
+
+class DetachParams(_Params):
+    execution_id: ExecutionIdStr
+
+
+class InputParams(_Params):
+    """``input``: bytes for the process's stdin (opened with ``execute{stdin: true}``)."""
+
+    execution_id: ExecutionIdStr
+    data: StrictStr = Field(description="Text, or base64 when `encoding` is base64.")
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+    eof: StrictBool = Field(False, description="Close stdin after writing `data`.")
+
+    @model_validator(mode="after")
+    def _decodable(self) -> InputParams:
+        self.to_bytes()
+        return self
+
+    def to_bytes(self) -> bytes:
+        """The bytes to write; raises ``ValueError`` when ``data`` does not decode."""
+        if self.encoding == "base64":
+            try:
+                return base64.b64decode(self.data, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"data is not valid base64: {exc}") from None
+        try:
+            return self.data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("data contains lone surrogates") from None
+
+
+class EmptyParams(_Params):
+    """Methods without params (``hook_status``)."""
+
+
+class PongParams(BaseModel):
+    """``pong``: accepted and ignored, whatever old clients put in it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# --- method results --------------------------------------------------------------------------
+
+
+class ExecuteResult(_Outgoing):
+    execution_id: str
+    status: Literal["started"] = "started"
+    pid: int
+    pgid: int
+
+
+class ControlResult(_Outgoing):
+    execution_id: str
+    status: Literal["paused", "resumed", "canceled"]
+
+
+class ExecutionInfo(_Outgoing):
+    """One execution as ``status`` and ``list`` report it. Times are Unix seconds."""
+
+    execution_id: str
+    state: str = Field(
+        description="pending, running, paused, completed, failed, timeout, canceled or lost."
+    )
+    command: str = Field(description="What runs, for display (shell string, argv or agent).")
+    pid: int | None = None
+    pgid: int | None = None
+    exit_code: int | None = None
+    signal: str | None = Field(None, description='Signal that ended the process, e.g. "SIGKILL".')
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    execution_time: float | None = Field(None, description="Seconds from start to end (or now).")
+    reason: str | None = Field(None, description='Why it ended, e.g. "timeout", "idle_timeout".')
+    last_seq: int = Field(0, description="Seq of the newest event; 0 before the first.")
+    metadata: dict[str, Any] | None = None
+
+
+class ListResult(_Outgoing):
+    executions: list[ExecutionInfo]
+
+
+class AttachResult(_Outgoing):
+    execution_id: str
+    replayed: int = Field(description="Events replayed (seq > after_seq) before going live.")
+    last_seq: int | None = Field(None, description="Newest seq when the attach was answered.")
+
+
+class DetachResult(_Outgoing):
+    execution_id: str
+    detached: bool = Field(description="Whether this connection was following the execution.")
+
+
+class InputResult(_Outgoing):
+    execution_id: str
+    bytes_written: int
+
+
+class HookStatusResult(_Outgoing):
+    configured: bool
+    enabled: bool
+    hooks: list[dict[str, Any]] = Field(default_factory=list)
+    last_runs: list[dict[str, Any]] = Field(default_factory=list)
+    message: str = ""
+
+
+# --- notification params ---------------------------------------------------------------------
+
+
+class Capabilities(_Outgoing):
+    """What this server supports; sent in ``connected``. Open: servers may add feature flags."""
+
+    model_config = ConfigDict(extra="allow")
+
+    methods: list[str] = Field(default_factory=lambda: [str(m) for m in Method])
+    notifications: list[str] | None = None
+    agents: list[str] | None = Field(None, description='Agents `execute` accepts, e.g. "claude".')
+    encodings: list[str] | None = Field(None, description='Output encodings: "utf-8", "base64".')
+    max_frame_bytes: int | None = None
+    output_chunk_max_bytes: int | None = None
+
+
+class ConnectedParams(_Outgoing):
+    session_id: str
+    version: str = Field(description="cc-executor package version.")
+    protocol_version: str = PROTOCOL_VERSION
+    capabilities: Capabilities
+
+
+class PingParams(_Outgoing):
+    """JSON ``ping``: informational; clients may ignore it (liveness uses WebSocket pings)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _ExecutionEvent(_Outgoing):
+    execution_id: str
+    seq: int = Field(ge=1, description="Per execution, from 1, no gaps, across all event kinds.")
+
+
+class ProcessStartedParams(_ExecutionEvent):
+    pid: int
+    pgid: int
+    command: str
+
+
+class ProcessOutputParams(_ExecutionEvent):
+    type: StreamName
+    data: str = Field(description="Text, or base64 when `encoding` is base64; <= 64 KiB encoded.")
+    truncated: bool = Field(description="The piece's last line continues in the next piece.")
+    chunk_index: int | None = Field(None, description="Index of this piece in its line's run.")
+    total_chunks: int | None = Field(None, description="Set on the piece that ends a run.")
+    encoding: Literal["base64"] | None = None
+
+
+class ProcessCompletedParams(_ExecutionEvent):
+    status: CompletionStatus
+    exit_code: int | None
+    signal: str | None = None
+    execution_time: float
+    reason: str | None = Field(None, description='Why, e.g. "idle_timeout" or "lost".')
+
+
+class ProcessPausedParams(_ExecutionEvent):
+    pass
+
+
+class ProcessResumedParams(_ExecutionEvent):
+    pass
+
+
+class ProcessCanceledParams(_ExecutionEvent):
+    pass
+
+
+class ProcessErrorParams(_ExecutionEvent):
+    error: str
+    code: int
+
+
+class StreamGapParams(_Outgoing):
+    """Sent to one follower instead of events it can no longer get (dropped from retention)."""
+
+    execution_id: str
+    from_seq: int = Field(ge=1, description="First missing seq (inclusive).")
+    to_seq: int = Field(ge=1, description="Last missing seq (inclusive).")
+
+
+class AgentEventParams(_ExecutionEvent):
+    """A normalized agent event; fields beyond these depend on ``kind``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(description="agent.message, tool.call, tool.result, usage, rate_limit, ...")
+    raw: str | None = Field(None, description="The agent's output line this was parsed from.")
+
+
+class ExtensionEventParams(_Outgoing):
+    """Scheduler and hook notifications (limits, tasks, hooks): open shape, owned there."""
+
+    model_config = ConfigDict(extra="allow")
+
+    execution_id: str | None = None
+    seq: int | None = None
+
+
+METHOD_PARAMS: dict[Method, type[BaseModel]] = {
+    Method.EXECUTE: ExecuteParams,
+    Method.CONTROL: ControlParams,
+    Method.HOOK_STATUS: EmptyParams,
+    Method.STATUS: StatusParams,
+    Method.LIST: ListParams,
+    Method.ATTACH: AttachParams,
+    Method.DETACH: DetachParams,
+    Method.INPUT: InputParams,
+    Method.PONG: PongParams,
+}
+
+METHOD_RESULTS: dict[Method, type[BaseModel] | None] = {
+    Method.EXECUTE: ExecuteResult,
+    Method.CONTROL: ControlResult,
+    Method.HOOK_STATUS: HookStatusResult,
+    Method.STATUS: ExecutionInfo,
+    Method.LIST: ListResult,
+    Method.ATTACH: AttachResult,
+    Method.DETACH: DetachResult,
+    Method.INPUT: InputResult,
+    Method.PONG: None,  # result is {}
+}
+
+NOTIFICATION_PARAMS: dict[Notification, type[BaseModel]] = {
+    Notification.CONNECTED: ConnectedParams,
+    Notification.PING: PingParams,
+    Notification.PROCESS_STARTED: ProcessStartedParams,
+    Notification.PROCESS_OUTPUT: ProcessOutputParams,
+    Notification.PROCESS_COMPLETED: ProcessCompletedParams,
+    Notification.PROCESS_PAUSED: ProcessPausedParams,
+    Notification.PROCESS_RESUMED: ProcessResumedParams,
+    Notification.PROCESS_CANCELED: ProcessCanceledParams,
+    Notification.PROCESS_ERROR: ProcessErrorParams,
+    Notification.STREAM_GAP: StreamGapParams,
+    Notification.AGENT_EVENT: AgentEventParams,
+    Notification.ERROR_TOKEN_LIMIT_EXCEEDED: ExtensionEventParams,
+    Notification.ERROR_RATE_LIMIT_EXCEEDED: ExtensionEventParams,
+    Notification.TASK_STARTED: ExtensionEventParams,
+    Notification.TASK_COMPLETED: ExtensionEventParams,
+    Notification.TASK_WAITING_FOR_LIMIT: ExtensionEventParams,
+    Notification.HOOK_WARNING: ExtensionEventParams,
+    Notification.HOOK_COMPLETED: ExtensionEventParams,
+}

@@ -1,0 +1,1 @@
+"""The daemon: composition root, doors, security, uvicorn lifecycle (import submodules directly)."""

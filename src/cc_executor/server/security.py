@@ -1,0 +1,157 @@
+"""Who may talk to the daemon: bearer token, Origin allow-list and Host check.
+
+Owns the decisions only (pure functions over headers, plus one ASGI middleware for the Host
+check); the WebSocket door calls :func:`authorize_websocket` *before* accepting, so a refused
+client gets an HTTP 401/403 response and never an accepted-then-closed socket. Token storage is
+``cc_executor.tokens``'. The token value never reaches a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cc_executor.tokens import tokens_equal
+
+__all__ = [
+    "BEARER_SUBPROTOCOL_PREFIX",
+    "SUBPROTOCOL",
+    "Decision",
+    "HostCheckMiddleware",
+    "allowed_host_names",
+    "allowed_origins",
+    "authorize_websocket",
+    "bearer_token_from_headers",
+    "host_allowed",
+    "origin_allowed",
+]
+
+SUBPROTOCOL = "cc-executor"
+BEARER_SUBPROTOCOL_PREFIX = "cc-executor.bearer."
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of a handshake check: accept (with a subprotocol) or refuse (status, reason)."""
+
+    allowed: bool
+    status: int = 200
+    reason: str = ""
+    subprotocol: str | None = None
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def allowed_host_names(bind_host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Every Host header value accepted: loopback names and the bound name, with and without port.
+
+    Guards against DNS rebinding: a page at ``http://evil.example:8003`` resolving to 127.0.0.1
+    sends ``Host: evil.example:8003`` and is refused.
+    """
+    names = {*(_LOOPBACK_NAMES), *extra}
+    if bind_host not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        names.add(bind_host)
+    accepted: set[str] = set()
+    for name in names:
+        host = _bracket(name.lower())
+        accepted.add(host)
+        accepted.add(f"{host}:{port}")
+    return frozenset(accepted)
+
+
+def allowed_origins(bind_host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Browser Origins accepted: pages served by the daemon itself, plus the configured list."""
+    origins = {o.lower().rstrip("/") for o in extra}
+    names = {*(_LOOPBACK_NAMES)}
+    if bind_host not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        names.add(bind_host)
+    for name in names:
+        for scheme in ("http", "https"):
+            origins.add(f"{scheme}://{_bracket(name.lower())}:{port}")
+    return frozenset(origins)
+
+
+def host_allowed(host_header: str | None, accepted: frozenset[str]) -> bool:
+    return host_header is not None and host_header.strip().lower() in accepted
+
+
+def origin_allowed(origin: str | None, accepted: frozenset[str]) -> bool:
+    """No Origin: a non-browser client (it still needs the token). ``null``: refused."""
+    if origin is None:
+        return True
+    origin = origin.strip().lower()
+    if origin == "null":
+        return False
+    return origin.rstrip("/") in accepted
+
+
+def _offered_subprotocols(headers: Mapping[str, str]) -> list[str]:
+    raw = headers.get("sec-websocket-protocol", "")
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def bearer_token_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The token from ``Authorization: Bearer`` or a ``cc-executor.bearer.<token>`` subprotocol."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    for proto in _offered_subprotocols(headers):
+        if proto.startswith(BEARER_SUBPROTOCOL_PREFIX):
+            return proto[len(BEARER_SUBPROTOCOL_PREFIX) :] or None
+    return None
+
+
+def authorize_websocket(
+    headers: Mapping[str, str],
+    *,
+    token: str | None,
+    hosts: frozenset[str],
+    origins: frozenset[str],
+) -> Decision:
+    """Decide a WebSocket handshake from its headers. ``token=None`` means auth is off."""
+    if not host_allowed(headers.get("host"), hosts):
+        return Decision(False, 403, "Host header not allowed")
+    if not origin_allowed(headers.get("origin"), origins):
+        return Decision(False, 403, "Origin not allowed")
+    if token is not None:
+        given = bearer_token_from_headers(headers)
+        if given is None:
+            return Decision(False, 401, "missing bearer token")
+        if not tokens_equal(given, token):
+            return Decision(False, 403, "invalid bearer token")
+    offered = _offered_subprotocols(headers)
+    return Decision(True, subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+
+
+class HostCheckMiddleware:
+    """Refuse HTTP requests whose Host header is not one of ours (DNS-rebinding guard).
+
+    Starlette's ``TrustedHostMiddleware`` splits the port off with ``split(":")``, which breaks
+    on ``[::1]:8003``; this one compares the whole header against names with and without port.
+    WebSocket scopes are checked by the WebSocket door itself so the refusal can carry 403.
+    """
+
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = None
+            for key, value in scope.get("headers", ()):
+                if key == b"host":
+                    host = value.decode("latin-1")
+                    break
+            if not host_allowed(host, self.hosts):
+                response = JSONResponse({"error": "Host header not allowed"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

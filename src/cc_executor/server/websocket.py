@@ -1,0 +1,360 @@
+"""The ``/ws/mcp`` door: JSON-RPC 2.0 over WebSocket, one :class:`Connection` per socket.
+
+Owns the handshake (checks before accept), the per-connection read loop, subscriptions (one
+follower task per execution the connection watches, owned by the connection's TaskGroup) and
+the method handlers. It does not own executions: they belong to the :class:`Supervisor` and
+outlive the connection; a connection only *subscribes* to their event logs.
+
+Ordering: a handler's response frame is sent before any notification of the execution it
+started or attached (followers start only after the response is out), and every frame goes
+through one send lock, so frames never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import shlex
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from loguru import logger
+from starlette.responses import JSONResponse
+
+from cc_executor import __version__
+from cc_executor.errors import ExecutionNotFound, InvalidParams, LimitReached
+from cc_executor.protocol import (
+    PROTOCOL_VERSION,
+    AttachParams,
+    ControlParams,
+    DetachParams,
+    Dispatcher,
+    EmptyParams,
+    ExecuteParams,
+    InputParams,
+    ListParams,
+    StatusParams,
+    encode_notification,
+)
+from cc_executor.protocol.names import ControlType, Method, Notification
+from cc_executor.server.security import authorize_websocket
+from cc_executor.supervisor import Execution, ExecutionSpec, Gap, Supervisor
+
+__all__ = ["Connection", "WebSocketDoor", "build_dispatcher"]
+
+CAPABILITIES: dict[str, Any] = {
+    "methods": [m.value for m in Method],
+    "argv": True,
+    "attach": True,
+    "input": True,
+    "output_chunk_max_bytes": 64 * 1024,
+    "encodings": ["utf-8", "base64"],
+}
+
+
+@dataclass(eq=False)
+class Connection:
+    """One WebSocket client: what it started, what it watches, and how to send to it."""
+
+    websocket: WebSocket
+    supervisor: Supervisor
+    max_executions: int
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: set[str] = field(default_factory=set)
+    followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    after_response: list[Callable[[], None]] = field(default_factory=list)
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _tasks: asyncio.TaskGroup | None = None
+
+    async def send(self, frame: str) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(frame)
+
+    def live_started(self) -> list[Execution]:
+        live = []
+        for eid in self.started:
+            try:
+                execution = self.supervisor.get(eid)
+            except ExecutionNotFound:
+                continue
+            if not execution.finished:
+                live.append(execution)
+        return live
+
+    def follow(self, execution: Execution, after_seq: int) -> None:
+        """Subscribe (again) to ``execution`` from ``after_seq``; replaces an older subscription."""
+        assert self._tasks is not None, "follow() outside the connection's lifetime"
+        old = self.followers.pop(execution.id, None)
+        if old is not None:
+            old.cancel()
+        task = self._tasks.create_task(self._forward(execution, after_seq))
+        self.followers[execution.id] = task
+        eid = execution.id
+        task.add_done_callback(lambda t: self._forget(eid, t))
+
+    def unfollow(self, execution_id: str) -> bool:
+        task = self.followers.pop(execution_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def _forget(self, execution_id: str, task: asyncio.Task[None]) -> None:
+        if self.followers.get(execution_id) is task:
+            del self.followers[execution_id]
+
+    async def _forward(self, execution: Execution, after_seq: int) -> None:
+        try:
+            await self._forward_events(execution, after_seq)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # task top level: a dead socket ends this follower only
+            if self.websocket.client_state.name == "CONNECTED":
+                logger.exception("follower of {} failed", execution.id)
+            else:
+                logger.debug("follower of {} stopped: {!r}", execution.id, exc)
+
+    async def _forward_events(self, execution: Execution, after_seq: int) -> None:
+        async for item in execution.log.follow(after_seq):
+            if isinstance(item, Gap):
+                frame = encode_notification(
+                    Notification.STREAM_GAP,
+                    {
+                        "execution_id": execution.id,
+                        "from_seq": item.from_seq,
+                        "to_seq": item.to_seq,
+                    },
+                )
+                await self.send(frame)
+            else:
+                await self.send(item.frame)
+
+
+def _resolve_execution_id(conn: Connection, execution_id: str | None) -> str:
+    if execution_id is not None:
+        return execution_id
+    live: set[str] = {e.id for e in conn.live_started()}
+    for eid in conn.followers:
+        if eid in conn.supervisor and not conn.supervisor.get(eid).finished:
+            live.add(eid)
+    if len(live) == 1:
+        return live.pop()
+    raise InvalidParams(
+        f"execution_id is required: this connection has {len(live)} live executions",
+        live_executions=sorted(live),
+    )
+
+
+async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
+    sup = conn.supervisor
+    if params.command is not None:
+        argv = sup.shell_argv(params.command)
+        display = params.command
+    elif params.argv is not None:
+        argv = list(params.argv)
+        display = shlex.join(argv)
+    else:
+        raise InvalidParams(f"unknown agent {params.agent!r}", agent=params.agent)
+    if params.execution_id is None or params.execution_id not in sup:
+        running = len(conn.live_started())
+        if running >= conn.max_executions:
+            raise LimitReached(
+                "too many running executions on this connection",
+                limit=conn.max_executions,
+                running=running,
+            )
+    spec = ExecutionSpec(
+        argv=argv,
+        display_command=display,
+        cwd=params.cwd,
+        env=dict(params.env or {}),
+        timeout=params.timeout,
+        idle_timeout=params.idle_timeout,
+        timeout_includes_paused=params.timeout_includes_paused,
+        stdin=params.stdin,
+        execution_id=params.execution_id,
+        metadata=dict(params.metadata or {}),
+    )
+    execution = await sup.execute(spec)
+    conn.started.add(execution.id)
+    conn.after_response.append(lambda: conn.follow(execution, 0))
+    return {
+        "execution_id": execution.id,
+        "status": "started",
+        "pid": execution.pid,
+        "pgid": execution.pgid,
+    }
+
+
+_CONTROL_STATUS = {
+    ControlType.PAUSE: "paused",
+    ControlType.RESUME: "resumed",
+    ControlType.CANCEL: "canceled",
+}
+
+
+async def _control(conn: Connection, params: ControlParams) -> dict[str, Any]:
+    eid = _resolve_execution_id(conn, params.execution_id)
+    sup = conn.supervisor
+    kind = ControlType(params.type)
+    if kind is ControlType.PAUSE:
+        await sup.pause(eid)
+    elif kind is ControlType.RESUME:
+        await sup.resume(eid)
+    else:
+        await sup.cancel(eid)
+    return {"execution_id": eid, "status": _CONTROL_STATUS[kind]}
+
+
+async def _hook_status(conn: Connection, params: EmptyParams) -> dict[str, Any]:
+    return {
+        "configured": False,
+        "enabled": False,
+        "hooks": [],
+        "last_runs": [],
+        "message": "no hooks configured",
+    }
+
+
+async def _status(conn: Connection, params: StatusParams) -> dict[str, Any]:
+    return conn.supervisor.get(params.execution_id).info()
+
+
+async def _list(conn: Connection, params: ListParams) -> dict[str, Any]:
+    states = [params.state] if isinstance(params.state, str) else params.state
+    executions = conn.supervisor.list(states=states, limit=params.limit)
+    return {"executions": [e.info() for e in executions]}
+
+
+async def _attach(conn: Connection, params: AttachParams) -> dict[str, Any]:
+    execution = conn.supervisor.get(params.execution_id)
+    last = execution.log.last_seq
+    replayed = max(0, last - params.after_seq)
+    conn.after_response.append(lambda: conn.follow(execution, params.after_seq))
+    return {"execution_id": execution.id, "replayed": replayed, "last_seq": last}
+
+
+async def _detach(conn: Connection, params: DetachParams) -> dict[str, Any]:
+    conn.supervisor.get(params.execution_id)  # unknown ids are -32003, not a silent no-op
+    was_attached = conn.unfollow(params.execution_id)
+    return {"execution_id": params.execution_id, "detached": was_attached}
+
+
+async def _input(conn: Connection, params: InputParams) -> dict[str, Any]:
+    if params.encoding == "base64":
+        try:
+            data = base64.b64decode(params.data, validate=True)
+        except binascii.Error:
+            raise InvalidParams("data is not valid base64", field="data") from None
+    else:
+        data = params.data.encode()
+    written = await conn.supervisor.write_input(params.execution_id, data, eof=params.eof)
+    return {"execution_id": params.execution_id, "bytes_written": written}
+
+
+async def _pong(conn: Connection, params: EmptyParams) -> None:
+    return None
+
+
+def build_dispatcher(*, max_frame_bytes: int) -> Dispatcher[Connection]:
+    """The one dispatcher of the WebSocket door: every method and its params model."""
+    dispatcher: Dispatcher[Connection] = Dispatcher(max_frame_bytes=max_frame_bytes)
+    dispatcher.register(Method.EXECUTE, ExecuteParams, _execute)
+    dispatcher.register(Method.CONTROL, ControlParams, _control)
+    dispatcher.register(Method.HOOK_STATUS, EmptyParams, _hook_status)
+    dispatcher.register(Method.STATUS, StatusParams, _status)
+    dispatcher.register(Method.LIST, ListParams, _list)
+    dispatcher.register(Method.ATTACH, AttachParams, _attach)
+    dispatcher.register(Method.DETACH, DetachParams, _detach)
+    dispatcher.register(Method.INPUT, InputParams, _input)
+    dispatcher.register(Method.PONG, EmptyParams, _pong)
+    return dispatcher
+
+
+@dataclass
+class WebSocketDoor:
+    """Everything the endpoint needs, fixed at app creation."""
+
+    supervisor: Supervisor
+    dispatcher: Dispatcher[Connection]
+    token: str | None
+    hosts: frozenset[str]
+    origins: frozenset[str]
+    max_executions_per_connection: int
+    cancel_on_disconnect: bool
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        headers = {k.lower(): v for k, v in websocket.headers.items()}
+        decision = authorize_websocket(
+            headers, token=self.token, hosts=self.hosts, origins=self.origins
+        )
+        if not decision.allowed:
+            client = websocket.client
+            logger.warning(
+                "refused WebSocket from {}: {} ({})",
+                f"{client.host}:{client.port}" if client else "?",
+                decision.reason,
+                decision.status,
+            )
+            await websocket.send_denial_response(
+                JSONResponse({"error": decision.reason}, status_code=decision.status)
+            )
+            return
+        await websocket.accept(subprotocol=decision.subprotocol)
+        conn = Connection(websocket, self.supervisor, self.max_executions_per_connection)
+        logger.info("connection {} opened", conn.session_id)
+        try:
+            await self._serve(conn)
+        finally:
+            logger.info("connection {} closed", conn.session_id)
+            if self.cancel_on_disconnect:
+                await self._cancel_started(conn)
+
+    async def _serve(self, conn: Connection) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                conn._tasks = tasks
+                await conn.send(
+                    encode_notification(
+                        Notification.CONNECTED,
+                        {
+                            "session_id": conn.session_id,
+                            "version": __version__,
+                            "protocol_version": PROTOCOL_VERSION,
+                            "capabilities": CAPABILITIES,
+                        },
+                    )
+                )
+                await self._read_loop(conn)
+                for task in list(conn.followers.values()):
+                    task.cancel()
+        except* WebSocketDisconnect:
+            pass
+        finally:
+            conn._tasks = None
+
+    async def _read_loop(self, conn: Connection) -> None:
+        while True:
+            message = await conn.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw: str | bytes | None = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            frame = await self.dispatcher.dispatch(raw, conn)
+            if frame is not None:
+                await conn.send(frame)
+            actions, conn.after_response = conn.after_response, []
+            for action in actions:
+                action()
+
+    async def _cancel_started(self, conn: Connection) -> None:
+        for execution in conn.live_started():
+            try:
+                await self.supervisor.cancel(execution.id)
+            except Exception:  # a race with natural completion is fine; log anything else
+                logger.exception("cancel on disconnect failed for {}", execution.id)

@@ -1,0 +1,355 @@
+"""The per-execution event log: sequence numbers, encoded frames, bounded memory, replay + live.
+
+Owns: numbering every notification of one execution (``seq`` from 1, no gaps), encoding each
+notification exactly once (:func:`~cc_executor.protocol.jsonrpc.encode_notification`), keeping the
+newest events in memory, spilling older ones to append-only spool files, dropping the oldest beyond
+``max_bytes``, and letting any number of followers replay what is retained and then go live.
+Does not own: what the events mean (the execution appends them), who receives them (the doors),
+or durable storage (``storage/``).
+
+Invariants:
+
+* :meth:`EventLog.append` is synchronous and never waits for a reader: it is on the output hot path.
+  A follower that falls behind does not hold anything back; it simply replays from the spool files.
+* Memory holds at most ``memory_bytes`` of frames (plus the newest event); older events live in
+  spool segments with a ``seq -> end offset`` index (an ``array``), so memory never grows with the
+  amount of output.
+* Disk holds about ``max_bytes``: the spool is split into segments, and when the total exceeds
+  ``max_bytes`` the oldest segment is deleted. A follower that asks for dropped events receives one
+  :class:`Gap` first, then continues from the oldest retained event.
+* Followers are woken by one :class:`asyncio.Event` per generation (created by the first waiter,
+  set and forgotten by the next append), so an append costs O(1) however many followers wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import tempfile
+from array import array
+from bisect import bisect_right
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from cc_executor.protocol.jsonrpc import encode_notification
+
+__all__ = [
+    "EVENT_LOG_MAX_BYTES",
+    "EVENT_LOG_MEMORY_BYTES",
+    "Event",
+    "EventLog",
+    "Gap",
+]
+
+MiB = 1024 * 1024
+EVENT_LOG_MEMORY_BYTES = 8 * MiB  # live followers read the newest events without any I/O
+EVENT_LOG_MAX_BYTES = 1024 * MiB  # per-execution spool cap; beyond it the oldest events are dropped
+SPOOL_SEGMENTS = 4  # the spool is cut into files, so dropping the oldest frees a whole one
+SPILL_LOW_WATER = 3 / 4  # spill down to this share of memory_bytes: one write per batch
+REPLAY_BATCH_BYTES = 1 * MiB  # a follower replaying from disk reads this much per pread
+FOLLOW_BATCH_EVENTS = 512  # a follower yields the loop after this many in-memory events
+_SPOOL_SUFFIX = ".events"
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One notification of an execution, already encoded as a JSON-RPC frame."""
+
+    seq: int
+    method: str
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Events ``from_seq..to_seq`` (inclusive) were dropped by retention and cannot be replayed."""
+
+    from_seq: int
+    to_seq: int
+
+
+class _Segment:
+    """One append-only spool file holding events ``first_seq .. first_seq + len(ends) - 1``.
+
+    A record is ``method + b"\\n" + frame`` (frames never contain a raw newline: JSON escapes it).
+    ``ends[i]`` is the file offset just past record ``first_seq + i``.
+    """
+
+    __slots__ = ("ends", "fd", "first_seq", "path", "size")
+
+    def __init__(self, fd: int, path: Path | None, first_seq: int) -> None:
+        self.fd = fd
+        self.path = path
+        self.first_seq = first_seq
+        self.ends = array("q")
+        self.size = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.ends) - 1
+
+    def write(self, events: list[Event]) -> int:
+        parts: list[bytes] = []
+        end = self.size
+        for event in events:
+            record = b"%s\n%s" % (event.method.encode(), event.frame.encode())
+            parts.append(record)
+            end += len(record)
+            self.ends.append(end)
+        data = b"".join(parts)
+        view = memoryview(data)
+        while view:  # a regular file writes everything unless the disk is full; loop anyway
+            written = os.write(self.fd, view)
+            view = view[written:]
+        self.size = end
+        return len(data)
+
+    def read(self, seq: int, max_bytes: int) -> list[Event]:
+        first = seq - self.first_seq
+        start = self.ends[first - 1] if first else 0
+        last = max(first, bisect_right(self.ends, start + max_bytes) - 1)
+        data = os.pread(self.fd, self.ends[last] - start, start)
+        if len(data) != self.ends[last] - start:
+            raise OSError(f"spool file truncated: wanted {self.ends[last] - start} bytes")
+        events: list[Event] = []
+        offset = 0
+        for index in range(first, last + 1):
+            end = self.ends[index] - start
+            newline = data.index(b"\n", offset, end)
+            method = data[offset:newline].decode()
+            events.append(Event(self.first_seq + index, method, data[newline + 1 : end].decode()))
+            offset = end
+        return events
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class EventLog:
+    """Numbered, encoded notifications of one execution; see the module docstring."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        memory_bytes: int = EVENT_LOG_MEMORY_BYTES,
+        max_bytes: int = EVENT_LOG_MAX_BYTES,
+        spool_dir: Path | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self._memory_bytes = max(0, memory_bytes)
+        self._max_bytes = max(0, max_bytes)
+        self._segment_bytes = max(1, self._max_bytes // SPOOL_SEGMENTS)
+        self._spool_dir = spool_dir
+        # In-memory tail: ``_mem[_mem_head:]`` are the newest events, oldest first. A list with a
+        # moving head (compacted now and then) gives O(1) append, pop-oldest and index-by-seq.
+        self._mem: list[Event] = []
+        self._mem_head = 0
+        self._mem_bytes = 0
+        self._segments: deque[_Segment] = deque()
+        self._disk_bytes = 0
+        self._first_seq = 1  # oldest retained seq; everything below was dropped
+        self._last_seq = 0
+        self._closed = False
+        self._discarded = False
+        self._wakeup: asyncio.Event | None = None
+
+    # --- producer side -------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the newest event (0 before the first)."""
+        return self._last_seq
+
+    @property
+    def first_retained_seq(self) -> int:
+        """Seq of the oldest event that can still be replayed."""
+        return self._first_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def memory_bytes_used(self) -> int:
+        """Size of the frames held in memory."""
+        return self._mem_bytes
+
+    @property
+    def disk_bytes_used(self) -> int:
+        """Size of the records held in spool files."""
+        return self._disk_bytes
+
+    def append(self, method: str, params: Mapping[str, object]) -> Event:
+        """Number, encode and store one notification; wakes followers. Never waits."""
+        if self._closed:
+            raise RuntimeError(f"event log of {self.execution_id} is closed")
+        seq = self._last_seq + 1
+        body: dict[str, Any] = {"execution_id": self.execution_id, "seq": seq}
+        body.update(params)
+        body["execution_id"] = self.execution_id  # params can never forge these two
+        body["seq"] = seq
+        event = Event(seq, method, encode_notification(method, body))
+        self._mem.append(event)
+        self._mem_bytes += len(event.frame)
+        self._last_seq = seq
+        if self._mem_bytes > self._memory_bytes:
+            self._spill()
+        self._wake()
+        return event
+
+    def close(self) -> None:
+        """No more events; followers end once they have drained what is retained."""
+        self._closed = True
+        self._wake()
+
+    def discard(self) -> None:
+        """Close and delete the spool files; followers get a :class:`Gap` for spilled events."""
+        self.close()
+        self._discarded = True
+        self._drop_disk()
+
+    async def aclose(self) -> None:
+        """Async spelling of :meth:`discard` (for ``contextlib.aclosing`` and owners that await)."""
+        self.discard()
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None:
+            self._wakeup = None
+            waiter.set()
+
+    def _mem_first_seq(self) -> int:
+        return self._last_seq - (len(self._mem) - self._mem_head) + 1
+
+    def _spill(self) -> None:
+        low_water = int(self._memory_bytes * SPILL_LOW_WATER)
+        batch: list[Event] = []
+        # Keep at least the newest event in memory, however small memory_bytes is.
+        while self._mem_bytes > low_water and len(self._mem) - self._mem_head > 1:
+            event = self._mem[self._mem_head]
+            self._mem_head += 1
+            self._mem_bytes -= len(event.frame)
+            batch.append(event)
+        if self._mem_head > FOLLOW_BATCH_EVENTS and self._mem_head * 2 > len(self._mem):
+            del self._mem[: self._mem_head]
+            self._mem_head = 0
+        if batch:
+            self._write_disk(batch)
+
+    def _write_disk(self, batch: list[Event]) -> None:
+        if self._max_bytes == 0 or self._discarded:
+            self._first_seq = batch[-1].seq + 1
+            return
+        try:
+            while batch:
+                segment = self._segments[-1] if self._segments else None
+                if segment is None or segment.size >= self._segment_bytes:
+                    segment = self._new_segment(batch[0].seq)
+                room = self._segment_bytes - segment.size
+                take, size = 0, 0
+                while take < len(batch) and (take == 0 or size + len(batch[take].frame) <= room):
+                    size += len(batch[take].frame)
+                    take += 1
+                self._disk_bytes += segment.write(batch[:take])
+                batch = batch[take:]
+                while self._disk_bytes > self._max_bytes and len(self._segments) > 1:
+                    oldest = self._segments.popleft()
+                    self._disk_bytes -= oldest.size
+                    self._first_seq = oldest.last_seq + 1
+                    oldest.remove()
+        except OSError as exc:
+            # Disk full or spool dir gone: keep running, report the loss as a gap to followers.
+            logger.error(
+                "event log {}: spool write failed ({}); dropping spilled events",
+                self.execution_id,
+                exc,
+            )
+            self._drop_disk()
+
+    def _new_segment(self, first_seq: int) -> _Segment:
+        path: Path | None
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+            prefix = _UNSAFE_NAME.sub("_", self.execution_id)[:64] + "-"
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=_SPOOL_SUFFIX, dir=self._spool_dir)
+            path = Path(name)
+        else:
+            # No spool dir: an anonymous file (unlinked at once) that vanishes with the process.
+            fd, name = tempfile.mkstemp(suffix=_SPOOL_SUFFIX)
+            os.unlink(name)
+            path = None
+        segment = _Segment(fd, path, first_seq)
+        self._segments.append(segment)
+        return segment
+
+    def _drop_disk(self) -> None:
+        while self._segments:
+            self._segments.popleft().remove()
+        self._disk_bytes = 0
+        self._first_seq = max(self._first_seq, self._mem_first_seq())
+
+    # --- follower side -------------------------------------------------------------------------
+
+    def _take(self, seq: int) -> list[Event | Gap]:
+        """Retained items starting at ``seq`` (a Gap first when ``seq`` was dropped)."""
+        if seq < self._first_seq:
+            return [Gap(seq, self._first_seq - 1)]
+        mem_first = self._mem_first_seq()
+        if seq >= mem_first:
+            start = self._mem_head + (seq - mem_first)
+            return list(self._mem[start : start + FOLLOW_BATCH_EVENTS])
+        for segment in self._segments:
+            if segment.first_seq <= seq <= segment.last_seq:
+                try:
+                    return list(segment.read(seq, REPLAY_BATCH_BYTES))
+                except OSError as exc:
+                    logger.error(
+                        "event log {}: spool read failed ({}); reporting a gap",
+                        self.execution_id,
+                        exc,
+                    )
+                    self._drop_disk()
+                    return self._take(seq)
+        # Not reachable while the invariants hold; report rather than loop forever.
+        return [Gap(seq, mem_first - 1)]
+
+    def events_after(self, after_seq: int = 0) -> Iterator[Event | Gap]:
+        """Everything retained with ``seq > after_seq`` up to now, in order (synchronous)."""
+        seq = max(after_seq, 0) + 1
+        while seq <= self._last_seq:
+            for item in self._take(seq):
+                yield item
+                seq = (item.to_seq if isinstance(item, Gap) else item.seq) + 1
+
+    async def follow(self, after_seq: int = 0) -> AsyncIterator[Event | Gap]:
+        """Replay retained events with ``seq > after_seq``, then live ones; ends after close().
+
+        Never yields a duplicate; yields a :class:`Gap` only for events dropped by retention.
+        """
+        seq = max(after_seq, 0) + 1
+        while True:
+            if seq <= self._last_seq:
+                for item in self._take(seq):
+                    yield item
+                    seq = (item.to_seq if isinstance(item, Gap) else item.seq) + 1
+                # A consumer that never awaits would otherwise starve the loop during a replay.
+                await asyncio.sleep(0)
+                continue
+            if self._closed:
+                return
+            waiter = self._wakeup
+            if waiter is None:
+                waiter = self._wakeup = asyncio.Event()
+            await waiter.wait()

@@ -1,0 +1,394 @@
+"""``/ws/mcp`` behaviour through the real daemon: real sockets, real process groups."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from typing import Any
+
+import orjson
+import psutil
+import pytest
+from tests.polling import poll_until
+from tests.server.conftest import Run
+
+PY = sys.executable
+MARKER = "CC_EXECUTOR_EXECUTION_ID"
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def processes_with_marker(execution_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER) == execution_id:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+async def test_connected_notification_announces_protocol(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        assert peer.hello["protocol_version"]
+        assert "execute" in peer.hello["capabilities"]["methods"]
+        assert peer.hello["session_id"]
+
+
+async def test_seq_200000_lines_arrive_complete_and_in_order(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        run = await peer.run({"command": "seq 1 200000"})
+    lines = run.output().decode().splitlines()
+    assert lines == [str(i) for i in range(1, 200001)]
+    assert run.seqs == list(range(1, len(run.seqs) + 1))
+    assert run.events[0]["method"] == "process.started"
+    assert run.completed["status"] == "completed"
+    assert run.completed["exit_code"] == 0
+
+
+async def test_9mb_line_then_after_arrive_intact(daemon: Any) -> None:
+    code = "import sys; sys.stdout.write('x' * 9_000_000 + '\\nafter\\n')"
+    async with daemon.session() as peer:
+        run = await peer.run({"argv": py(code)})
+    out = run.output()
+    assert out == b"x" * 9_000_000 + b"\nafter\n"
+    for e in run.events:
+        if e["method"] == "process.output":
+            assert len(orjson.dumps(e["params"]["data"])) - 2 <= 64 * 1024
+    pieces = [e["params"] for e in run.events if e["method"] == "process.output"]
+    assert any(p["truncated"] for p in pieces)
+    closing = [p for p in pieces if p.get("total_chunks")]
+    assert closing, "the long line's run of pieces must be closed with total_chunks"
+
+
+async def test_invalid_utf8_round_trips_exactly(daemon: Any) -> None:
+    payload = b"ok \xff\xfe\x80 mixed \xc3\xa9 \xe2\x82 end\n"
+    code = f"import sys; sys.stdout.buffer.write({payload!r})"
+    async with daemon.session() as peer:
+        run = await peer.run({"argv": py(code)})
+    assert run.output() == payload
+    assert any(
+        e["params"].get("encoding") == "base64"
+        for e in run.events
+        if e["method"] == "process.output"
+    )
+
+
+async def test_stderr_is_kept_apart(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        run = await peer.run({"command": "echo out; echo err >&2; exit 3"})
+    assert run.output("stdout") == b"out\n"
+    assert run.output("stderr") == b"err\n"
+    assert run.completed["status"] == "failed"
+    assert run.completed["exit_code"] == 3
+
+
+async def test_timeout_kills_and_reports_partial_output(daemon: Any) -> None:
+    code = "import sys,time; print('partial', flush=True); time.sleep(60)"
+    async with daemon.session() as peer:
+        run = await peer.run({"argv": py(code), "timeout": 1})
+        status = await peer.call("status", {"execution_id": run.execution_id})
+    assert run.output() == b"partial\n"
+    assert run.completed["status"] == "timeout"
+    assert run.completed["execution_time"] < 10
+    assert status["state"] == "timeout"
+    assert alive(processes_with_marker(run.execution_id)) == []
+
+
+async def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+GROUP_SCRIPT = (
+    "import subprocess,sys\n"
+    "cmd=[sys.executable,'-c','import time; time.sleep(60)']\n"
+    "kids=[subprocess.Popen(cmd) for _ in range(2)]\n"
+    "print('ready', flush=True)\n"
+    "import time\n"
+    "while True: time.sleep(0.05); print('tick', flush=True)\n"
+)
+
+
+async def test_pause_stops_every_member_resume_continues_cancel_kills(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"argv": py(GROUP_SCRIPT)})
+        eid, pgid = started["execution_id"], started["pgid"]
+        while True:
+            event = await peer.next_event(eid)
+            if event["method"] == "process.output" and "ready" in event["params"]["data"]:
+                break
+        members = await _group_members(pgid)
+        assert len(members) == 3
+
+        assert (await peer.call("control", {"type": "PAUSE", "execution_id": eid}))[
+            "status"
+        ] == "paused"
+        await poll_until(
+            lambda: all(p.status() == psutil.STATUS_STOPPED for p in members),
+            timeout=10,
+            what="every group member stopped",
+        )
+        assert (await peer.call("status", {"execution_id": eid}))["state"] == "paused"
+
+        assert (await peer.call("control", {"type": "RESUME", "execution_id": eid}))[
+            "status"
+        ] == "resumed"
+        await poll_until(
+            lambda: all(p.status() != psutil.STATUS_STOPPED for p in members),
+            timeout=10,
+            what="every group member running again",
+        )
+        await peer.wait_for(eid, "process.resumed")
+        # output flows again after RESUME
+        while (await peer.next_event(eid))["method"] != "process.output":
+            pass
+
+        await peer.call("control", {"type": "PAUSE", "execution_id": eid})
+        await peer.call("control", {"type": "CANCEL", "execution_id": eid})
+        done = await peer.wait_for(eid, "process.completed")
+    assert done["params"]["status"] == "canceled"
+    await poll_until(lambda: not alive(members), timeout=10, what="paused group killed")
+    assert alive(processes_with_marker(eid)) == []
+
+
+ESCAPE_SCRIPT = (
+    "import os,subprocess,sys\n"
+    "p=subprocess.Popen([sys.executable,'-c','import os,time; os.setsid(); time.sleep(120)'],"
+    " start_new_session=True)\n"
+    "print(p.pid, flush=True)\n"
+    "import time; time.sleep(120)\n"
+)
+
+
+async def test_cancel_kills_grandchild_that_escaped_with_setsid(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"argv": py(ESCAPE_SCRIPT)})
+        eid = started["execution_id"]
+        event = await peer.wait_for(eid, "process.output")
+        escaped = psutil.Process(int(event["params"]["data"].split()[0]))
+        assert os.getpgid(escaped.pid) != started["pgid"]
+        await peer.call("control", {"type": "CANCEL", "execution_id": eid})
+        done = await peer.wait_for(eid, "process.completed")
+    assert done["params"]["status"] == "canceled"
+    await poll_until(lambda: not alive([escaped]), timeout=10, what="escaped grandchild gone")
+    assert alive(processes_with_marker(eid)) == []
+
+
+async def test_disconnect_then_attach_replays_missed_events_exactly_once(daemon: Any) -> None:
+    # The child prints a first line, then waits for a line on stdin, then prints the rest.
+    code = (
+        "import sys\n"
+        "print('first', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "for i in range(1000): print('line', i)\n"
+    )
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"argv": py(code), "stdin": True})
+        eid = started["execution_id"]
+        text = ""
+        while not text.endswith("first\n"):  # unbuffered children may write in pieces
+            event = await peer.wait_for(eid, "process.output")
+            text += event["params"]["data"]
+        seen = event["params"]["seq"]
+    # connection gone; the execution keeps running and finishes while nobody listens
+    async with daemon.session() as peer:
+        await peer.call("input", {"execution_id": eid, "data": "go\n", "eof": True})
+        attach = await peer.call("attach", {"execution_id": eid, "after_seq": seen})
+        assert attach["execution_id"] == eid
+        run = Run(eid)
+        await peer.wait_for(eid, "process.completed", run)
+    seqs = run.seqs
+    assert seqs == list(range(seen + 1, seen + 1 + len(seqs)))
+    assert run.output() == b"".join(b"line %d\n" % i for i in range(1000))
+
+
+async def test_attach_to_finished_execution_replays_everything(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        run = await peer.run({"command": "echo one; echo two"})
+    async with daemon.session() as peer:
+        result = await peer.call("attach", {"execution_id": run.execution_id, "after_seq": 0})
+        assert result["replayed"] == len(run.events)
+        again = Run(run.execution_id)
+        await peer.wait_for(run.execution_id, "process.completed", again)
+    assert [e["params"]["seq"] for e in again.events] == run.seqs
+    assert again.output() == b"one\ntwo\n"
+
+
+async def test_on_disconnect_cancel_policy_kills_executions(daemon_factory: Any) -> None:
+    with daemon_factory(on_disconnect="cancel") as d:
+        async with d.session() as peer:
+            started = await peer.call("execute", {"command": "sleep 60"})
+        eid = started["execution_id"]
+        async with d.session() as peer:
+            await peer.call("attach", {"execution_id": eid})
+            done = await peer.wait_for(eid, "process.completed")
+        assert done["params"]["status"] == "canceled"
+
+
+async def test_several_concurrent_executions_per_connection(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        ids = []
+        for i in range(5):
+            started = await peer.call("execute", {"command": f"seq 1 {1000 * (i + 1)}"})
+            ids.append((started["execution_id"], 1000 * (i + 1)))
+        for eid, n in ids:
+            run = Run(eid)
+            await peer.wait_for(eid, "process.completed", run)
+            assert run.output().decode().split() == [str(k) for k in range(1, n + 1)]
+
+
+async def test_control_without_execution_id_uses_the_only_live_one(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"command": "sleep 60"})
+        result = await peer.call("control", {"type": "CANCEL"})
+        assert result == {"execution_id": started["execution_id"], "status": "canceled"}
+
+
+async def test_list_and_status(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        run = await peer.run({"command": "echo hi", "metadata": {"job": "x"}})
+        status = await peer.call("status", {"execution_id": run.execution_id})
+        listing = await peer.call("list", {"state": "completed"})
+    assert status["state"] == "completed"
+    assert status["exit_code"] == 0
+    assert status["metadata"] == {"job": "x"}
+    assert status["last_seq"] == run.seqs[-1]
+    assert run.execution_id in [e["execution_id"] for e in listing["executions"]]
+
+
+async def test_hook_status_reports_no_hooks(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        result = await peer.call("hook_status")
+    assert result["configured"] is False
+    assert "no hooks" in result["message"]
+
+
+async def test_client_chosen_execution_id_is_idempotent(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        first = await peer.call("execute", {"command": "sleep 60", "execution_id": "job-1"})
+        second = await peer.call("execute", {"command": "sleep 60", "execution_id": "job-1"})
+        assert first["execution_id"] == second["execution_id"] == "job-1"
+        assert first["pid"] == second["pid"]
+        await peer.call("control", {"type": "CANCEL", "execution_id": "job-1"})
+
+
+async def test_input_writes_to_stdin(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"command": "cat", "stdin": True})
+        eid = started["execution_id"]
+        data = base64.b64encode(b"\x00bin\xff\n").decode()
+        await peer.call("input", {"execution_id": eid, "data": data, "encoding": "base64"})
+        await peer.call("input", {"execution_id": eid, "data": "text\n", "eof": True})
+        run = Run(eid)
+        await peer.wait_for(eid, "process.completed", run)
+    assert run.output() == b"\x00bin\xff\ntext\n"
+
+
+async def test_per_connection_limit(daemon_factory: Any) -> None:
+    with daemon_factory(max_executions_per_connection=2) as d:
+        async with d.session() as peer:
+            await peer.call("execute", {"command": "sleep 60"})
+            await peer.call("execute", {"command": "sleep 60"})
+            refused = await peer.request("execute", {"command": "sleep 60"})
+            assert refused["error"]["code"] == -32001
+            # another connection is not affected by this one's limit
+            async with d.session() as other:
+                ok = await other.call("execute", {"command": "echo fine"})
+                assert ok["status"] == "started"
+
+
+BAD_INPUT: list[tuple[str, Any, int]] = [
+    ("not json", "this is not json", -32700),
+    ("batch array", '[{"jsonrpc":"2.0","id":1,"method":"list"}]', -32600),
+    ("no jsonrpc", '{"id":1,"method":"list"}', -32600),
+    ("unknown method", '{"jsonrpc":"2.0","id":1,"method":"nope"}', -32601),
+    (
+        "wrong param type",
+        '{"jsonrpc":"2.0","id":1,"method":"execute","params":{"command":42}}',
+        -32602,
+    ),
+    (
+        "timeout as string",
+        '{"jsonrpc":"2.0","id":1,"method":"execute","params":{"command":"x","timeout":"5"}}',
+        -32602,
+    ),
+    (
+        "unknown execution",
+        '{"jsonrpc":"2.0","id":1,"method":"status","params":{"execution_id":"nope"}}',
+        -32003,
+    ),
+    (
+        "control unknown type",
+        '{"jsonrpc":"2.0","id":1,"method":"control","params":{"type":"EXPLODE","execution_id":"x"}}',
+        -32602,
+    ),
+    (
+        "2 MiB frame",
+        '{"jsonrpc":"2.0","id":1,"method":"list","x":"' + "a" * (2 << 20) + '"}',
+        -32001,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"), [(r, c) for _, r, c in BAD_INPUT], ids=[n for n, _, _ in BAD_INPUT]
+)
+async def test_bad_input_gets_precise_error_and_nothing_else_breaks(
+    daemon: Any, raw: str, code: int
+) -> None:
+    async with daemon.session() as peer:
+        code_ = "import sys; sys.stdin.readline(); print('survivor', flush=True)"
+        bystander = await peer.call("execute", {"argv": py(code_), "stdin": True})
+        await peer.send_raw(raw)
+        # the id is echoed when it could be read; refused frames and batches answer with null
+        frame = await peer.response(None if raw.startswith(("[", "this")) or code == -32001 else 1)
+        assert frame["error"]["code"] == code, frame
+        # the connection still works, and the other execution still delivers its output
+        await peer.call("input", {"execution_id": bystander["execution_id"], "data": "x\n"})
+        run = Run(bystander["execution_id"])
+        await peer.wait_for(bystander["execution_id"], "process.completed", run)
+        assert run.output() == b"survivor\n"
+
+
+async def test_resume_on_running_execution_is_invalid_state(daemon: Any) -> None:
+    async with daemon.session() as peer:
+        started = await peer.call("execute", {"command": "sleep 60"})
+        eid = started["execution_id"]
+        frame = await peer.request("control", {"type": "RESUME", "execution_id": eid})
+        assert frame["error"]["code"] == -32004
+        assert frame["error"]["data"]["state"] == "running"
+        await peer.call("control", {"type": "CANCEL", "execution_id": eid})
+        await peer.wait_for(eid, "process.completed")
+        frame = await peer.request("control", {"type": "PAUSE", "execution_id": eid})
+        assert frame["error"]["code"] == -32004
+
+
+async def test_hostile_prompt_strings_never_reach_a_shell(daemon: Any, tmp_path: Any) -> None:
+    target = tmp_path / "pwned"
+    hostile = f"$(touch {target}); `touch {target}`; ' \" ; touch {target} \n --help"
+    async with daemon.session() as peer:
+        run = await peer.run({"argv": ["printf", "%s", hostile]})
+    assert run.output().decode() == hostile
+    assert not target.exists()

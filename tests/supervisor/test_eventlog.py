@@ -1,0 +1,163 @@
+"""EventLog: numbering, single encoding, replay + live following, spill to disk, retention gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cc_executor.supervisor.eventlog import Event, EventLog, Gap
+
+WAIT_S = 5.0
+
+
+def _params(event: Event) -> dict[str, object]:
+    message = orjson.loads(event.frame)
+    assert message["jsonrpc"] == "2.0"
+    assert message["method"] == event.method
+    params: dict[str, object] = message["params"]
+    return params
+
+
+def _fill(log: EventLog, count: int, size: int = 50) -> list[Event]:
+    return [log.append("process.output", {"data": f"{n:06d}" + "x" * size}) for n in range(count)]
+
+
+async def _drain(log: EventLog, after_seq: int = 0) -> list[Event | Gap]:
+    items: list[Event | Gap] = []
+    async with asyncio.timeout(WAIT_S):
+        async for item in log.follow(after_seq):
+            items.append(item)
+    return items
+
+
+def test_append_numbers_and_encodes_once() -> None:
+    log = EventLog("e1")
+    first = log.append("process.started", {"pid": 1, "pgid": 1, "command": "x"})
+    second = log.append("process.output", {"type": "stdout", "data": "hi", "seq": 99})
+    assert (first.seq, second.seq, log.last_seq) == (1, 2, 2)
+    assert _params(first) == {"execution_id": "e1", "seq": 1, "pid": 1, "pgid": 1, "command": "x"}
+    assert _params(second)["seq"] == 2  # params cannot forge the numbering
+    assert list(log.events_after(0)) == [first, second]
+    assert list(log.events_after(1)) == [second]
+
+
+def test_append_after_close_is_a_bug() -> None:
+    log = EventLog("e1")
+    log.close()
+    with pytest.raises(RuntimeError):
+        log.append("process.output", {})
+
+
+async def test_follow_from_zero_after_the_fact() -> None:
+    log = EventLog("e1")
+    appended = _fill(log, 100)
+    log.close()
+    assert await _drain(log) == appended
+
+
+async def test_follow_from_the_middle() -> None:
+    log = EventLog("e1")
+    appended = _fill(log, 100)
+    log.close()
+    assert await _drain(log, after_seq=40) == appended[40:]
+    assert await _drain(log, after_seq=100) == []
+
+
+async def test_follow_live_sees_every_event_once_in_order() -> None:
+    log = EventLog("e1")
+    early = _fill(log, 3)
+    received: list[Event | Gap] = []
+    saw_early = asyncio.Event()
+
+    async def follower() -> None:
+        async for item in log.follow(0):
+            received.append(item)
+            if len(received) == len(early):
+                saw_early.set()
+
+    async with asyncio.timeout(WAIT_S), asyncio.TaskGroup() as tasks:
+        tasks.create_task(follower())
+        await saw_early.wait()  # replayed, now waiting live
+        late = _fill(log, 50)
+        log.close()
+    assert received == early + late
+
+
+async def test_many_followers_each_get_everything() -> None:
+    log = EventLog("e1")
+    async with asyncio.timeout(WAIT_S), asyncio.TaskGroup() as tasks:
+        followers = [tasks.create_task(_drain(log, 0)) for _ in range(5)]
+        appended = _fill(log, 200)
+        log.close()
+    assert all(f.result() == appended for f in followers)
+
+
+async def test_spill_to_file_replays_everything_exactly(tmp_path: Path) -> None:
+    log = EventLog("e/1", memory_bytes=1000, max_bytes=64 * 1024 * 1024, spool_dir=tmp_path)
+    appended = _fill(log, 5000)
+    assert log.memory_bytes_used <= 1000
+    assert log.disk_bytes_used > 0
+    assert os.listdir(tmp_path)  # a named spool file (the "/" of the id was made safe)
+    assert list(log.events_after(0)) == appended
+    log.close()
+    assert await _drain(log, 1234) == appended[1234:]
+
+
+async def test_spill_without_spool_dir_uses_an_anonymous_file() -> None:
+    log = EventLog("e1", memory_bytes=500)
+    appended = _fill(log, 1000)
+    log.close()
+    assert await _drain(log) == appended
+
+
+async def test_slow_follower_never_holds_the_producer_back(tmp_path: Path) -> None:
+    log = EventLog("e1", memory_bytes=2000, spool_dir=tmp_path)
+    first = _fill(log, 1)
+    follower = log.follow(0)
+    assert await anext(follower) == first[0]
+    rest = _fill(log, 3000)  # the follower is not reading meanwhile; append never waits
+    assert log.memory_bytes_used <= 2000
+    log.close()
+    items: list[Event | Gap] = []
+    async with asyncio.timeout(WAIT_S):
+        async for item in follower:
+            items.append(item)
+    assert items == rest
+
+
+async def test_retention_drops_oldest_and_reports_one_gap(tmp_path: Path) -> None:
+    log = EventLog("e1", memory_bytes=1000, max_bytes=8000, spool_dir=tmp_path)
+    appended = _fill(log, 2000)
+    log.close()
+    first = log.first_retained_seq
+    assert first > 1
+    assert log.disk_bytes_used <= 8000 + 200  # at most one record over the cap
+    items = await _drain(log)
+    assert items[0] == Gap(1, first - 1)
+    assert items[1:] == appended[first - 1 :]
+    # A follower already past the dropped part sees no gap.
+    assert await _drain(log, first) == appended[first:]
+
+
+async def test_max_bytes_zero_keeps_only_memory() -> None:
+    log = EventLog("e1", memory_bytes=1000, max_bytes=0)
+    appended = _fill(log, 500)
+    log.close()
+    items = await _drain(log)
+    assert isinstance(items[0], Gap)
+    assert items[1:] == appended[items[0].to_seq :]
+
+
+async def test_discard_removes_the_spool_file(tmp_path: Path) -> None:
+    log = EventLog("e1", memory_bytes=1000, spool_dir=tmp_path)
+    appended = _fill(log, 1000)
+    assert os.listdir(tmp_path)
+    await log.aclose()
+    assert os.listdir(tmp_path) == []
+    items = await _drain(log)  # what memory still holds stays readable; the rest is a gap
+    assert isinstance(items[0], Gap)
+    assert items[1:] == appended[items[0].to_seq :]

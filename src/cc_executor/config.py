@@ -98,6 +98,35 @@ class Settings(BaseSettings):
         1000, ge=0, description="Finished executions kept in memory for status/attach."
     )
 
+    # --- agents (Claude Code) ------------------------------------------------------------------
+    claude_path: str | None = Field(
+        None, description="The `claude` executable; found on PATH when unset."
+    )
+    claude_permission_mode: str | None = Field(
+        None,
+        description="Default --permission-mode for Claude runs (acceptEdits, plan, ...); unset: CLI's.",
+    )
+    claude_result_grace_s: float = Field(
+        10.0, gt=0, description="After Claude's `result` line, seconds it may take to exit."
+    )
+    claude_idle_timeout_s: float | None = Field(
+        None, gt=0, description="Kill a Claude run with no output at all for this long."
+    )
+    retry_attempts: int = Field(
+        5, ge=1, description="Attempts of a Claude run on rate limit / overload (429, 529)."
+    )
+    retry_min_wait_s: float = Field(5.0, ge=0, description="First backoff wait, seconds.")
+    retry_max_wait_s: float = Field(60.0, ge=0, description="Longest backoff wait, seconds.")
+    token_limit_retries: int = Field(
+        2, ge=0, description="Adaptive retries after an output-token-limit failure."
+    )
+    usage_limit_max_wait_s: float = Field(
+        6 * 3600.0, ge=0, description="Longest wait for a usage limit to reset before failing."
+    )
+    reports_dir: Path | None = Field(
+        None, description="Markdown reports and receipts; default <state_dir>/reports."
+    )
+
     # --- wire ------------------------------------------------------------------------------
     max_frame_bytes: int = Field(
         1 * MiB, ge=1024, description="Incoming frames larger than this get error -32001."

@@ -1,5 +1,9 @@
 """JSON-RPC 2.0 envelopes: parse what comes in, encode what goes out (orjson, compact).
 
+Owns the envelope only: ``jsonrpc``/``id``/``method``/``params`` checks and compact encoding.
+Params validation and turning handler exceptions into errors belong to ``dispatcher.py``; the
+client side uses :func:`parse_message` and :func:`encode_request`.
+
 Sans-I/O: text or bytes in, models or text out. Batch arrays are refused: every request of this
 protocol may start long-lived work, and a batch would make their errors and ordering ambiguous.
 """
@@ -126,8 +130,10 @@ def encode_error(request_id: RequestId, error: CCExecutorError) -> str:
 
 
 def encode_notification(method: str, params: Mapping[str, Any]) -> str:
+    """A notification frame (no ``id``); what the event log encodes once per event."""
     return _dump({"jsonrpc": JSONRPC_VERSION, "method": method, "params": params})
 
 
 def encode_request(request_id: RequestId, method: str, params: Mapping[str, Any]) -> str:
+    """A request frame, for clients."""
     return _dump({"jsonrpc": JSONRPC_VERSION, "id": request_id, "method": method, "params": params})

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     )
     claude_permission_mode: str | None = Field(
         None,
-        description="Default --permission-mode for Claude runs (acceptEdits, plan, ...); unset: CLI's.",
+        description="Default --permission-mode of Claude runs (acceptEdits, plan, ...).",
     )
     claude_result_grace_s: float = Field(
         10.0, gt=0, description="After Claude's `result` line, seconds it may take to exit."

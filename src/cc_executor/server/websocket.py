@@ -13,8 +13,6 @@ through one send lock, so frames never interleave.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import shlex
 import uuid
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from starlette.responses import JSONResponse
 from cc_executor import __version__
 from cc_executor.errors import ExecutionNotFound, InvalidParams, LimitReached
 from cc_executor.protocol import (
+    OUTPUT_CHUNK_MAX_BYTES,
     PROTOCOL_VERSION,
     AttachParams,
     ControlParams,
@@ -37,6 +36,7 @@ from cc_executor.protocol import (
     ExecuteParams,
     InputParams,
     ListParams,
+    PongParams,
     StatusParams,
     encode_notification,
 )
@@ -51,7 +51,7 @@ CAPABILITIES: dict[str, Any] = {
     "argv": True,
     "attach": True,
     "input": True,
-    "output_chunk_max_bytes": 64 * 1024,
+    "output_chunk_max_bytes": OUTPUT_CHUNK_MAX_BYTES,
     "encodings": ["utf-8", "base64"],
 }
 
@@ -245,18 +245,12 @@ async def _detach(conn: Connection, params: DetachParams) -> dict[str, Any]:
 
 
 async def _input(conn: Connection, params: InputParams) -> dict[str, Any]:
-    if params.encoding == "base64":
-        try:
-            data = base64.b64decode(params.data, validate=True)
-        except binascii.Error:
-            raise InvalidParams("data is not valid base64", field="data") from None
-    else:
-        data = params.data.encode()
+    data = params.to_bytes()  # base64 was checked when the params were validated
     written = await conn.supervisor.write_input(params.execution_id, data, eof=params.eof)
     return {"execution_id": params.execution_id, "bytes_written": written}
 
 
-async def _pong(conn: Connection, params: EmptyParams) -> None:
+async def _pong(conn: Connection, params: PongParams) -> None:
     return None
 
 
@@ -271,7 +265,7 @@ def build_dispatcher(*, max_frame_bytes: int) -> Dispatcher[Connection]:
     dispatcher.register(Method.ATTACH, AttachParams, _attach)
     dispatcher.register(Method.DETACH, DetachParams, _detach)
     dispatcher.register(Method.INPUT, InputParams, _input)
-    dispatcher.register(Method.PONG, EmptyParams, _pong)
+    dispatcher.register(Method.PONG, PongParams, _pong)
     return dispatcher
 
 

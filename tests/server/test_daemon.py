@@ -139,3 +139,33 @@ def test_a_failed_start_reports_the_log(tmp_path: Path) -> None:
         squatter.listen(1)
         with pytest.raises(daemon.DaemonStartFailed, match="already in use"):
             daemon.start_background(settings, timeout=SUBPROCESS_TIMEOUT_S)
+
+
+def _marked(execution_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            mine = proc.environ().get("CC_EXECUTOR_EXECUTION_ID") == execution_id
+            if mine and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+async def test_sigterm_cancels_running_and_paused_groups(
+    background: tuple[Settings, int],
+) -> None:
+    from cc_executor.client import WebSocketClient
+
+    settings, pid = background
+    async with WebSocketClient(port=settings.port, token_file=settings.token_file) as client:
+        running = await client.execute("sleep 120 & sleep 120 & wait")
+        paused = await client.execute("sleep 120")
+        await paused.pause()
+        ids = [running.execution_id, paused.execution_id]
+        assert all(_marked(eid) for eid in ids)
+        # graceful shutdown: stop accepting, cancel every group (grace, then kill), exit
+        assert daemon.stop(settings, timeout=SUBPROCESS_TIMEOUT_S) == pid
+    assert not psutil.pid_exists(pid)
+    assert [p for eid in ids for p in _marked(eid)] == []

@@ -392,3 +392,24 @@ async def test_hostile_prompt_strings_never_reach_a_shell(daemon: Any, tmp_path:
         run = await peer.run({"argv": ["printf", "%s", hostile]})
     assert run.output().decode() == hostile
     assert not target.exists()
+
+
+async def test_a_consumer_that_stops_reading_never_holds_the_child_back(daemon: Any) -> None:
+    size = 40 * 1024 * 1024
+    code = (
+        "import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(40 * 1024): sys.stdout.write(line)"
+    )
+    async with daemon.session(max_queue=1) as slow, daemon.session() as fast:
+        started = await slow.call("execute", {"argv": py(code)})
+        eid = started["execution_id"]
+        # `slow` reads nothing while another connection watches the run to its end
+        await fast.call("attach", {"execution_id": eid, "after_seq": 0})
+        watched = Run(eid)
+        await fast.wait_for(eid, "process.completed", watched)
+        assert watched.completed["status"] == "completed"
+        assert len(watched.output()) == size
+        # the stalled consumer then gets every event, in order, none lost
+        stalled = Run(eid)
+        await slow.wait_for(eid, "process.completed", stalled)
+    assert stalled.seqs == watched.seqs
+    assert stalled.output() == watched.output()

@@ -3,12 +3,15 @@
 Starts a real daemon (``python -m cc_executor server start --foreground``) on a free loopback port
 with a throw-away state dir, talks to it with a raw ``websockets`` client (so client-library cost
 is not hidden), and interleaves direct and daemon runs round by round, so machine noise hits both
-alike. Prints one line per metric with the medians and the ratio, plus the target.
+alike. Prints one line per metric with the medians and the ratio, plus the target, and a Markdown
+table at the end.
 
-    python bench/bench.py            # all metrics
+    python bench/bench.py                       # all metrics
     python bench/bench.py --rounds 5 --only first_byte,throughput_20mb
+    python bench/bench.py --loop uvloop --ws wsproto   # another uvicorn loop / ws implementation
 
-Not a test: it measures; tests/ check behaviour.
+Not a test: it measures; tests/ check behaviour. Both sides open stdout and stderr as pipes and
+read them to EOF, because that is the work the daemon has to do.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,46 @@ import httpx
 import orjson
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 CHUNK = 64 * 1024
+PIPE = asyncio.subprocess.PIPE
+MARKER_ENV = "CC_EXECUTOR_EXECUTION_ID"
+START_TIMEOUT_S = 20.0
+POLL_S = 0.001  # both sides poll the process table at the same granularity
+
+# Runs the daemon's own CLI with uvicorn's ``loop``/``ws`` overridden, to compare implementations
+# without a setting in the product for it.
+_VARIANT_LAUNCHER = """
+import runpy, sys
+import uvicorn
+loop, ws = sys.argv[1], sys.argv[2]
+_init = uvicorn.Config.__init__
+def _init_variant(self, *args, **kwargs):
+    if loop:
+        kwargs["loop"] = loop
+    if ws:
+        kwargs["ws"] = ws
+    _init(self, *args, **kwargs)
+uvicorn.Config.__init__ = _init_variant
+sys.argv = ["cc-executor", "server", "start", "--foreground"]
+runpy.run_module("cc_executor", run_name="__main__")
+"""
+
+# 1 MB in 100 writes of 10 000 bytes, 10 ms apart: "1 MB over about one second".
+_TRICKLE = (
+    "import sys, time\n"
+    "line = b'x' * 9999 + b'\\n'\n"
+    "for _ in range(100):\n"
+    "    sys.stdout.buffer.write(line); sys.stdout.flush(); time.sleep(0.01)\n"
+)
+TRICKLE_ARGV = [sys.executable, "-S", "-c", _TRICKLE]
+TRICKLE_BYTES = 100 * 10_000
+
+# Two background sleeps in the group, one double-forked into the group (reparented to init) and
+# one that left the group with setsid (the daemon finds it by its environment marker).
+TREE = ["sh", "-c", "sleep 100 & sleep 100 & (sleep 100 &) ; setsid sleep 100 & wait"]
+TREE_MEMBERS = 4  # processes besides the leader once the tree is up
 
 
 def free_port() -> int:
@@ -43,8 +85,20 @@ def free_port() -> int:
         return port
 
 
+def zero_argv(n_bytes: int) -> list[str]:
+    return ["sh", "-c", f"head -c {n_bytes} /dev/zero | tr '\\0' x"]
+
+
 class Daemon:
-    def __init__(self, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        loop: str = "",
+        ws: str = "",
+        log_level: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.state_dir = state_dir
         env = {
@@ -53,16 +107,17 @@ class Daemon:
             "CC_EXECUTOR_STATE_DIR": str(state_dir),
             "CC_EXECUTOR_MAX_EXECUTIONS": "512",
             "CC_EXECUTOR_MAX_EXECUTIONS_PER_CONNECTION": "512",
-            "CC_EXECUTOR_LOG_LEVEL": "WARNING",
+            **({"CC_EXECUTOR_LOG_LEVEL": log_level} if log_level else {}),
             **(extra_env or {}),
         }
+        if loop or ws:
+            argv = [sys.executable, "-c", _VARIANT_LAUNCHER, loop, ws]
+        else:
+            argv = [sys.executable, "-m", "cc_executor", "server", "start", "--foreground"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cc_executor", "server", "start", "--foreground"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).is_success:
@@ -70,6 +125,7 @@ class Daemon:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.proc.kill()
                 raise RuntimeError("daemon did not start")
             time.sleep(0.05)
         self.token = (state_dir / "token").read_text().strip()
@@ -83,7 +139,11 @@ class Daemon:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     async def connect(self) -> Session:
         ws = await connect(
@@ -92,237 +152,477 @@ class Daemon:
             max_size=None,
             compression=None,
         )
-        await ws.recv()  # connected
+        connected = orjson.loads(await ws.recv())
+        assert connected["method"] == "connected", connected
         return Session(ws)
 
 
 class Session:
-    """A minimal JSON-RPC peer: one request at a time, notifications filtered by execution."""
+    """A minimal JSON-RPC peer: one reader task routes responses by id, notifications by execution.
+
+    Routing by execution (instead of reading the socket inline and skipping what does not match)
+    means no notification is ever lost to a concurrent request on the same connection.
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.next_id = 0
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = orjson.loads(raw)
+                if "id" in msg:
+                    future = self.pending.pop(msg["id"], None)
+                    if future is not None and not future.done():
+                        future.set_result(msg)
+                    continue
+                eid = msg.get("params", {}).get("execution_id")
+                if eid is not None:
+                    self.queue(eid).put_nowait(msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+
+    def queue(self, eid: str) -> asyncio.Queue[dict[str, Any]]:
+        q = self.queues.get(eid)
+        if q is None:
+            q = self.queues[eid] = asyncio.Queue()
+        return q
 
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         self.next_id += 1
         rid = self.next_id
-        await self.ws.send(
-            orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).decode()
-        )
-        while True:
-            msg = orjson.loads(await self.ws.recv())
-            if msg.get("id") == rid:
-                if "error" in msg:
-                    raise RuntimeError(msg["error"])
-                result: dict[str, Any] = msg["result"]
-                return result
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        request = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        await self.ws.send(orjson.dumps(request).decode())
+        msg = await future
+        if "error" in msg:
+            raise RuntimeError(msg["error"])
+        result: dict[str, Any] = msg["result"]
+        return result
 
-    async def run(self, argv: list[str], *, first_byte: bool = False) -> tuple[int, dict[str, Any]]:
-        """Run ``argv``; return output bytes seen (or 1 at the first byte) and the completion."""
-        eid = (await self.call("execute", {"argv": argv}))["execution_id"]
+    async def execute(self, argv: list[str]) -> dict[str, Any]:
+        return await self.call("execute", {"argv": argv})
+
+    async def first_output(self, eid: str) -> None:
+        q = self.queue(eid)
+        while True:
+            msg = await q.get()
+            if msg["method"] == "process.output" and msg["params"]["data"]:
+                q.put_nowait(msg)  # let drain() count it
+                return
+            if msg["method"] == "process.completed":
+                raise RuntimeError(f"{eid} completed without output")
+
+    async def drain(self, eid: str) -> tuple[int, dict[str, Any]]:
+        """Output characters (== bytes: the workloads are ASCII) until completion, and it."""
+        q = self.queue(eid)
         total = 0
         while True:
-            msg = orjson.loads(await self.ws.recv())
-            if msg.get("params", {}).get("execution_id") != eid:
-                continue
-            method = msg.get("method")
+            msg = await q.get()
+            method = msg["method"]
             if method == "process.output":
                 total += len(msg["params"]["data"])
-                if first_byte:
-                    return total, {}
             elif method == "process.completed":
+                del self.queues[eid]
                 return total, msg["params"]
+
+    async def run(self, argv: list[str]) -> tuple[int, dict[str, Any]]:
+        eid = (await self.execute(argv))["execution_id"]
+        return await self.drain(eid)
 
     async def close(self) -> None:
         await self.ws.close()
+        await self.reader
 
 
-async def direct_run(argv: list[str], *, first_byte: bool = False) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+@dataclass
+class Row:
+    metric: str
+    direct: str
+    daemon: str
+    ratio: str
+    target: str
+    met: bool | None
+
+
+ROWS: list[Row] = []
+
+
+def record(
+    metric: str, direct: float, daemon: float, ratio: float, target: str, met: bool, unit: str
+) -> None:
+    scale = 1000.0 if unit == "ms" else 1.0
+    row = Row(
+        metric,
+        f"{direct * scale:.2f} {unit}",
+        f"{daemon * scale:.2f} {unit}",
+        f"{ratio:.2f}x",
+        target,
+        met,
     )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    total = 0
-    if first_byte:
-        data = await proc.stdout.read(1)
-        await proc.wait()
-        return len(data)
-
-    async def drain(stream: asyncio.StreamReader) -> int:
-        n = 0
-        while chunk := await stream.read(CHUNK):
-            n += len(chunk)
-        return n
-
-    total, _ = await asyncio.gather(drain(proc.stdout), drain(proc.stderr))
-    await proc.wait()
-    return total
+    ROWS.append(row)
+    print(
+        f"{metric:<40} direct {row.direct:>11}   daemon {row.daemon:>11}   ratio {row.ratio:>6}"
+        f"   target {target:<10} {'met' if met else 'MISSED'}",
+        flush=True,
+    )
 
 
-async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
-    t0 = time.perf_counter()
-    await fn()
-    return time.perf_counter() - t0
+def record_value(metric: str, value: str, target: str, met: bool | None) -> None:
+    ROWS.append(Row(metric, "", value, "", target, met))
+    verdict = "" if met is None else "met" if met else "MISSED"
+    print(f"{metric:<40} {value:>20}   target {target:<10} {verdict}", flush=True)
+
+
+def print_table() -> None:
+    print("\n| metric | direct | daemon | ratio | target | met? |")
+    print("|---|---|---|---|---|---|")
+    for r in ROWS:
+        met = "" if r.met is None else "yes" if r.met else "**no**"
+        print(f"| {r.metric} | {r.direct} | {r.daemon} | {r.ratio} | {r.target} | {met} |")
 
 
 async def interleave(
-    rounds: int, direct: Callable[[], Awaitable[Any]], daemon: Callable[[], Awaitable[Any]]
+    rounds: int, direct: Callable[[], Awaitable[float]], daemon: Callable[[], Awaitable[float]]
 ) -> tuple[float, float]:
+    """Median seconds of each side; each callable measures (and returns) its own time."""
     d_times: list[float] = []
     x_times: list[float] = []
-    for _ in range(rounds):
-        d_times.append(await timed(direct))
-        x_times.append(await timed(daemon))
+    for i in range(rounds):
+        # Alternate who goes first so a slow-down after one side never favours the other.
+        if i % 2:
+            x_times.append(await daemon())
+            d_times.append(await direct())
+        else:
+            d_times.append(await direct())
+            x_times.append(await daemon())
     return statistics.median(d_times), statistics.median(x_times)
 
 
-def report(
-    name: str, direct: float, daemon: float, ratio: float, target: str, unit: str = "ms"
-) -> None:
-    scale = 1000 if unit == "ms" else 1
-    print(
-        f"{name:<34} direct {direct * scale:9.2f} {unit}   daemon {daemon * scale:9.2f} {unit}"
-        f"   ratio {ratio:5.2f}x   target {target}",
-        flush=True,
-    )
+# --- direct baselines ------------------------------------------------------------------------
+
+
+async def _drain_stream(stream: asyncio.StreamReader) -> int:
+    n = 0
+    while chunk := await stream.read(CHUNK):
+        n += len(chunk)
+    return n
+
+
+async def direct_run(argv: list[str]) -> int:
+    """Run ``argv`` with both pipes read to EOF; returns the bytes read."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = await asyncio.gather(_drain_stream(proc.stdout), _drain_stream(proc.stderr))
+    await proc.wait()
+    return out + err
+
+
+# --- metrics ---------------------------------------------------------------------------------
 
 
 async def bench_first_byte(d: Daemon, rounds: int) -> None:
     s = await d.connect()
     argv = ["echo", "hi"]
+
+    async def direct() -> float:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=PIPE)
+        assert proc.stdout is not None
+        await proc.stdout.read(1)
+        elapsed = time.perf_counter() - t0
+        await proc.communicate()
+        return elapsed
+
+    async def daemon() -> float:
+        t0 = time.perf_counter()
+        eid = (await s.execute(argv))["execution_id"]
+        await s.first_output(eid)
+        elapsed = time.perf_counter() - t0
+        await s.drain(eid)
+        return elapsed
+
     for _ in range(3):  # warm both paths
-        await direct_run(argv, first_byte=True)
-        await s.run(argv)
-    direct, daemon = await interleave(
-        rounds * 4,
-        lambda: direct_run(argv, first_byte=True),
-        lambda: s.run(argv, first_byte=True),
-    )
-    # drain what the first-byte runs left behind (completion notifications)
+        await direct()
+        await daemon()
+    direct_t, daemon_t = await interleave(rounds * 4, direct, daemon)
     await s.close()
-    report("first byte of `echo hi`", direct, daemon, daemon / direct, "<= 1.5x")
+    ratio = daemon_t / direct_t
+    record("first byte of `echo hi`", direct_t, daemon_t, ratio, "<= 1.5x", ratio <= 1.5, "ms")
 
 
-async def bench_throughput(d: Daemon, rounds: int, name: str, argv: list[str], target: str) -> None:
+async def bench_throughput(
+    d: Daemon, rounds: int, name: str, argv: list[str], size: int, target: float
+) -> None:
     s = await d.connect()
-    direct, daemon = await interleave(rounds, lambda: direct_run(argv), lambda: s.run(argv))
+
+    async def direct() -> float:
+        t0 = time.perf_counter()
+        n = await direct_run(argv)
+        elapsed = time.perf_counter() - t0
+        assert n == size, f"direct read {n} bytes, expected {size}"
+        return elapsed
+
+    async def daemon() -> float:
+        t0 = time.perf_counter()
+        n, completed = await s.run(argv)
+        elapsed = time.perf_counter() - t0
+        assert n == size, f"daemon sent {n} bytes, expected {size}"
+        assert completed["status"] == "completed", completed
+        return elapsed
+
+    await direct()  # warm the page cache and both paths
+    await daemon()
+    direct_t, daemon_t = await interleave(rounds, direct, daemon)
     await s.close()
-    report(name, direct, daemon, direct / daemon, target)
+    ratio = direct_t / daemon_t
+    record(name, direct_t, daemon_t, ratio, f">= {target}x", ratio >= target, "ms")
+    rates = f"direct {size / direct_t / 1e6:.0f} MB/s   daemon {size / daemon_t / 1e6:.0f} MB/s"
+    print(f"{'':<40} {rates}", flush=True)
 
 
 async def bench_concurrent_sleep(d: Daemon, rounds: int, n: int = 200) -> None:
     s = await d.connect()
+    argv = ["sleep", "1"]
 
-    async def direct() -> None:
-        procs = [await asyncio.create_subprocess_exec("sleep", "1") for _ in range(n)]
-        await asyncio.gather(*(p.wait() for p in procs))
+    async def direct() -> float:
+        t0 = time.perf_counter()
+        procs = await asyncio.gather(
+            *(asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=PIPE) for _ in range(n))
+        )
+        await asyncio.gather(*(p.communicate() for p in procs))
+        return time.perf_counter() - t0
 
-    async def daemon() -> None:
-        for _ in range(n):
-            await s.call("execute", {"argv": ["sleep", "1"]})
-        done = 0
-        while done < n:
-            msg = orjson.loads(await s.ws.recv())
-            if msg.get("method") == "process.completed":
-                done += 1
+    async def daemon() -> float:
+        t0 = time.perf_counter()
+        started = await asyncio.gather(*(s.execute(argv) for _ in range(n)))
+        done = await asyncio.gather(*(s.drain(r["execution_id"]) for r in started))
+        elapsed = time.perf_counter() - t0
+        assert all(c["status"] == "completed" for _, c in done)
+        return elapsed
 
-    direct_t, daemon_t = await interleave(max(1, rounds // 3), direct, daemon)
+    direct_t, daemon_t = await interleave(max(2, rounds // 3), direct, daemon)
     await s.close()
-    report(f"{n} concurrent `sleep 1` wall", direct_t, daemon_t, daemon_t / direct_t, "<= 1.1x")
+    ratio = daemon_t / direct_t
+    record(
+        f"{n} concurrent `sleep 1`, wall", direct_t, daemon_t, ratio, "<= 1.1x", ratio <= 1.1, "s"
+    )
 
 
-TREE = ["sh", "-c", "sleep 100 & sleep 100 & (sleep 100 &) ; wait"]
+async def bench_concurrent_streams(d: Daemon, rounds: int, n: int = 50) -> None:
+    sessions = [await d.connect() for _ in range(n)]
+
+    async def direct() -> float:
+        t0 = time.perf_counter()
+        sizes = await asyncio.gather(*(direct_run(TRICKLE_ARGV) for _ in range(n)))
+        elapsed = time.perf_counter() - t0
+        assert all(size == TRICKLE_BYTES for size in sizes), sizes
+        return elapsed
+
+    async def daemon() -> float:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(s.run(TRICKLE_ARGV) for s in sessions))
+        elapsed = time.perf_counter() - t0
+        assert all(size == TRICKLE_BYTES for size, _ in results), [r[0] for r in results]
+        return elapsed
+
+    direct_t, daemon_t = await interleave(max(2, rounds // 3), direct, daemon)
+    for s in sessions:
+        await s.close()
+    ratio = daemon_t / direct_t
+    record(
+        f"{n} connections x 1 MB over ~1 s, wall",
+        direct_t,
+        daemon_t,
+        ratio,
+        "<= 1.1x",
+        ratio <= 1.1,
+        "s",
+    )
+
+
+def _tree(leader: int) -> list[psutil.Process]:
+    """Every process of ``leader``'s tree or group (the double-forked one is in the group only)."""
+    found: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(leader).children(recursive=True):
+            found[child.pid] = child
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if proc.pid != leader and os.getpgid(proc.pid) == leader:
+                found[proc.pid] = proc
+    return list(found.values())
+
+
+async def _tree_up(leader: int) -> list[psutil.Process]:
+    async with asyncio.timeout(10):
+        while len(members := _tree(leader)) < TREE_MEMBERS:
+            await asyncio.sleep(POLL_S)
+        return members
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+    return alive
+
+
+async def _until_gone(procs: list[psutil.Process]) -> None:
+    async with asyncio.timeout(30):
+        while _alive(procs):
+            await asyncio.sleep(POLL_S)
 
 
 async def bench_cancel(d: Daemon, rounds: int) -> None:
     s = await d.connect()
     leaked = 0
 
-    def tree_gone(pids: list[int]) -> bool:
-        return not any(
-            psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids
+    async def direct() -> float:
+        proc = await asyncio.create_subprocess_exec(
+            *TREE, stdout=PIPE, stderr=PIPE, start_new_session=True
         )
-
-    async def direct() -> None:
-        proc = await asyncio.create_subprocess_exec(*TREE, start_new_session=True)
-        while len(psutil.Process(proc.pid).children(recursive=True)) < 2:
-            await asyncio.sleep(0.001)
-        pids = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+        members = await _tree_up(proc.pid)
         t0 = time.perf_counter()
         os.killpg(proc.pid, signal.SIGTERM)
-        await proc.wait()
-        while not tree_gone(pids):
-            await asyncio.sleep(0.001)
-        direct_times.append(time.perf_counter() - t0)
-        for p in pids:  # the double-forked sleep escaped the group: clean up after the baseline
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
+        for p in members:  # the setsid one left the group: a direct caller signals it by pid
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if os.getpgid(p.pid) != proc.pid:
+                    p.terminate()
+        await proc.communicate()
+        await _until_gone(members)
+        return time.perf_counter() - t0
 
-    async def daemon() -> None:
+    async def daemon() -> float:
         nonlocal leaked
-        started = await s.call("execute", {"argv": TREE})
-        while len(psutil.Process(started["pid"]).children(recursive=True)) < 2:
-            await asyncio.sleep(0.001)
+        started = await s.execute(TREE)
+        eid = started["execution_id"]
+        members = await _tree_up(started["pid"])
         t0 = time.perf_counter()
-        await s.call("control", {"type": "CANCEL", "execution_id": started["execution_id"]})
-        while True:
-            msg = orjson.loads(await s.ws.recv())
-            if msg.get("method") == "process.completed":
-                break
-        daemon_times.append(time.perf_counter() - t0)
+        await s.call("control", {"type": "CANCEL", "execution_id": eid})
+        _, completed = await s.drain(eid)
+        await _until_gone(members)
+        elapsed = time.perf_counter() - t0
+        assert completed["status"] == "canceled", completed
         for proc in psutil.process_iter():
             try:
-                mine = proc.environ().get("CC_EXECUTOR_EXECUTION_ID") == started["execution_id"]
-                if mine and proc.status() != "zombie":
+                if proc.environ().get(MARKER_ENV) == eid and proc.status() != "zombie":
                     leaked += 1
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+        return elapsed
 
-    direct_times: list[float] = []
-    daemon_times: list[float] = []
-    for _ in range(rounds):
-        await direct()
-        await daemon()
+    direct_t, daemon_t = await interleave(rounds, direct, daemon)
     await s.close()
-    dm, xm = statistics.median(direct_times), statistics.median(daemon_times)
-    report("cancel until tree gone", dm, xm, xm / dm, "<= 2x, 0 leaked")
-    print(f"{'  processes leaked by the daemon':<34} {leaked}", flush=True)
+    ratio = daemon_t / direct_t
+    met = ratio <= 2 and leaked == 0
+    record("cancel until tree gone", direct_t, daemon_t, ratio, "<= 2x", met, "ms")
+    record_value("processes leaked by the daemon", str(leaked), "0", leaked == 0)
 
 
 async def bench_memory(d: Daemon, n: int = 200) -> None:
+    await asyncio.sleep(0.5)
     idle = d.rss()
     sessions = [await d.connect() for _ in range(n)]
-    # let the daemon settle its per-connection state
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # let the daemon settle its per-connection state
     loaded = d.rss()
     for s in sessions:
         await s.close()
     per_conn = (loaded - idle) / n
-    print(f"{'idle daemon RSS':<34} {idle / 2**20:9.1f} MB   target <= 50 MB", flush=True)
-    print(
-        f"{'memory per open connection':<34} {per_conn / 1024:9.1f} KB"
-        f"   target <= 32 KB ({n} open)",
-        flush=True,
+    record_value("idle daemon RSS", f"{idle / 2**20:.1f} MB", "<= 50 MB", idle <= 50 * 2**20)
+    record_value(
+        f"memory per open idle connection ({n})",
+        f"{per_conn / 1024:.1f} KB",
+        "<= 32 KB",
+        per_conn <= 32 * 1024,
     )
 
 
+async def bench_rss_bounded(d: Daemon, total_mb: int = 400) -> None:
+    """Stream ``total_mb`` through the daemon while sampling its RSS; the peak must stay bounded."""
+    s = await d.connect()
+    peak = d.rss()
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, d.rss())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await stop.wait()
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    size = total_mb * 1_000_000
+    t0 = time.perf_counter()
+    n, _ = await s.run(zero_argv(size))
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    await sampler
+    await s.close()
+    assert n == size, (n, size)
+    record_value(
+        f"daemon RSS peak while streaming {total_mb} MB",
+        f"{peak / 2**20:.1f} MB",
+        "<= 150 MB",
+        peak <= 150 * 2**20,
+    )
+    record_value(f"  ({total_mb} MB took)", f"{elapsed:.2f} s", "", None)
+
+
+METRICS = (
+    "memory",
+    "first_byte",
+    "throughput_20mb",
+    "throughput_lines",
+    "concurrent",
+    "streams",
+    "cancel",
+    "rss",
+)
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {METRICS}")
+    parser.add_argument("--loop", default="", help="override uvicorn's loop (asyncio, uvloop)")
+    parser.add_argument(
+        "--ws", default="", help="override uvicorn's ws (websockets, websockets-sansio, wsproto)"
+    )
+    parser.add_argument("--log-level", default="", help="daemon log level (default: its own)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
+    unknown = only - set(METRICS)
+    if unknown:
+        parser.error(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
 
     def want(name: str) -> bool:
         return not only or name in only
 
     with tempfile.TemporaryDirectory() as tmp:
         lines = Path(tmp) / "lines.txt"
-        with lines.open("w") as f:
-            line = "x" * 75 + "\n"
-            f.write(line * (2_000_000 // len(line)))
-        d = Daemon(Path(tmp) / "state")
+        line = "x" * 75 + "\n"
+        n_lines = 2_000_000 // len(line)
+        lines.write_text(line * n_lines)
+        d = Daemon(Path(tmp) / "state", loop=args.loop, ws=args.ws, log_level=args.log_level)
+        print(
+            f"daemon pid {d.proc.pid}  loop={args.loop or 'default'} ws={args.ws or 'default'}"
+            f"  python {sys.version.split()[0]}  cpus {os.cpu_count()}",
+            flush=True,
+        )
         try:
             if want("memory"):
                 await bench_memory(d)
@@ -333,25 +633,32 @@ async def main() -> None:
                     d,
                     args.rounds,
                     "throughput, 20 MB no newline",
-                    ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x"],
-                    ">= 0.7x",
+                    zero_argv(20_000_000),
+                    20_000_000,
+                    0.7,
                 )
             if want("throughput_lines"):
                 await bench_throughput(
                     d,
                     args.rounds,
-                    "throughput, 2 MB of 76-col lines",
+                    "throughput, 2 MB of 76-column lines",
                     ["cat", str(lines)],
-                    ">= 0.5x",
+                    n_lines * len(line),
+                    0.5,
                 )
             if want("concurrent"):
                 await bench_concurrent_sleep(d, args.rounds)
+            if want("streams"):
+                await bench_concurrent_streams(d, args.rounds)
             if want("cancel"):
                 await bench_cancel(d, args.rounds)
-            if want("memory"):
-                print(f"{'daemon RSS at the end':<34} {d.rss() / 2**20:9.1f} MB", flush=True)
+            if want("rss"):
+                await bench_rss_bounded(d)
+            rss = d.rss()
+            record_value("daemon RSS at the end", f"{rss / 2**20:.1f} MB", "<= 150 MB", None)
         finally:
             d.stop()
+    print_table()
 
 
 if __name__ == "__main__":

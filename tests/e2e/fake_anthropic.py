@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,12 +38,15 @@ from loguru import logger
 __all__ = [
     "DEFAULT_MODEL",
     "ApiError",
+    "EchoReply",
     "FakeAnthropic",
     "RecordedRequest",
     "Reply",
+    "Scripted",
     "StreamError",
     "TextReply",
     "ToolUseReply",
+    "prompt_text",
 ]
 
 DEFAULT_MODEL = "claude-sonnet-4-5-20250929"
@@ -126,6 +131,59 @@ class StreamError:
 
 
 Reply = TextReply | ToolUseReply | ApiError | StreamError
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def prompt_text(body: Any) -> str:
+    """The prompt of a conversation request: the last text block of its first user message
+    (a ``<system-reminder>`` block comes before it), or the message's text content."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return ""
+    for message in body["messages"]:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        texts = (
+            [
+                str(b.get("text", ""))
+                for b in content
+                if isinstance(b, dict) and b.get("type") == "text"
+            ]
+            if isinstance(content, list)
+            else []
+        )
+        return texts[-1] if texts else ""
+    return ""
+
+
+@dataclass(frozen=True)
+class EchoReply:
+    """A text reply computed from the request's prompt when it is served: ``make(prompt)``."""
+
+    make: Callable[[str], str]
+    input_tokens: int = 20
+    output_tokens: int = 10
+
+    @classmethod
+    def uuid(cls, answer: str, line: str = "{uuid}") -> EchoReply:
+        """``answer``, then ``line`` with the last UUID4 of the prompt (nothing if none)."""
+
+        def make(prompt: str) -> str:
+            found = _UUID.findall(prompt)
+            return f"{answer}\n{line.format(uuid=found[-1])}" if found else answer
+
+        return cls(make)
+
+    def resolve(self, body: Any) -> TextReply:
+        return TextReply(
+            self.make(prompt_text(body)), "end_turn", self.input_tokens, self.output_tokens
+        )
+
+
+Scripted = Reply | EchoReply  # what a test may enqueue; EchoReply is resolved per request
 
 
 @dataclass
@@ -273,7 +331,7 @@ class FakeAnthropic:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._script: deque[Reply] = deque()
+        self._script: deque[Scripted] = deque()
         self.requests: list[RecordedRequest] = []
         self.unknown_paths: list[str] = []
         self.exhausted = 0
@@ -283,7 +341,7 @@ class FakeAnthropic:
         self._thread: threading.Thread | None = None
 
     # --- scripting ---------------------------------------------------------------------------
-    def enqueue(self, *replies: Reply) -> None:
+    def enqueue(self, *replies: Scripted) -> None:
         with self._lock:
             self._script.extend(replies)
 
@@ -339,7 +397,10 @@ class FakeAnthropic:
             if request.side:
                 reply: Reply = TextReply(SIDE_REPLY_TEXT, input_tokens=5, output_tokens=2)
             elif self._script:
-                reply = self._script.popleft()
+                scripted = self._script.popleft()
+                reply = (
+                    scripted.resolve(request.body) if isinstance(scripted, EchoReply) else scripted
+                )
             else:
                 self.exhausted += 1
                 reply = TextReply(EXHAUSTED_TEXT)

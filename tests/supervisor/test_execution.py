@@ -49,6 +49,7 @@ async def test_events_in_order_started_output_completed(supervisor: Supervisor) 
         "pid": execution.pid,
         "pgid": execution.pgid,
         "command": "echo hi",
+        "attempt": 1,
     }
     assert execution.pid == execution.pgid
     assert [m["params"]["seq"] for m in messages(execution)] == [1, 2, 3]

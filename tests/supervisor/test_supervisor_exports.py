@@ -8,7 +8,7 @@ import pytest
 
 import cc_executor.supervisor
 
-MODULES = ["states", "eventlog", "process", "execution", "supervisor"]
+MODULES = ["states", "eventlog", "process", "execution", "attempts", "supervisor"]
 
 
 @pytest.mark.parametrize("name", MODULES)

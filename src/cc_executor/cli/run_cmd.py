@@ -1,5 +1,8 @@
 """``cc-executor run COMMAND``: run one command on the daemon, streaming its output live.
 
+``cc-executor run --claude PROMPT`` runs a Claude task instead (through the Python task API,
+rendered by :mod:`cc_executor.cli.claude_view`): a live view, the answer on stdout.
+
 Stdout and stderr are written to this process's stdout and stderr as raw bytes, exactly as the
 child wrote them; ``--json`` prints every notification as one JSON line instead. The exit code is
 the command's (124 timeout, 130 canceled, 128+N killed by signal N, 1 failed without a code).
@@ -193,11 +196,38 @@ def run(
     ] = False,
     host: Annotated[str | None, typer.Option("--host", help="Daemon host.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Daemon port.")] = None,
+    claude: Annotated[
+        bool,
+        typer.Option("--claude", help="COMMAND is a prompt: run it as a Claude Code task."),
+    ] = False,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="With --claude: run in this process, no daemon needed."),
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", help="With --claude: the Claude model.")
+    ] = None,
 ) -> None:
     """Run COMMAND on the daemon, stream its output, exit with its exit code."""
     if not command:
         fail("no command given")
     settings = build_settings(host=host, port=port)
+    if claude:
+        from cc_executor.cli.claude_view import run_claude
+
+        raise typer.Exit(
+            run_claude(
+                settings,
+                " ".join(command),
+                json_lines=json_output,
+                local=local,
+                timeout=timeout,
+                cwd=(cwd or Path.cwd()).resolve(),
+                model=model,
+            )
+        )
+    if local or model:
+        fail("--local and --model need --claude")
     render = _Renderer(json_output, sys.stdout.buffer, sys.stderr.buffer)
     code = asyncio.run(
         _run(

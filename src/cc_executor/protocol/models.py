@@ -45,6 +45,8 @@ __all__ = [
     "NOTIFICATION_PARAMS",
     "PROTOCOL_VERSION",
     "AgentEventParams",
+    "AgentFailure",
+    "AgentResult",
     "AttachParams",
     "AttachResult",
     "Capabilities",
@@ -74,9 +76,12 @@ __all__ = [
     "ProcessPausedParams",
     "ProcessResumedParams",
     "ProcessStartedParams",
+    "RateLimitExceededParams",
     "StatusParams",
     "StreamGapParams",
     "StreamName",
+    "TokenLimitExceededParams",
+    "WaitingForLimitParams",
 ]
 
 PROTOCOL_VERSION = "1.0"
@@ -278,7 +283,8 @@ class ExecutionInfo(_Outgoing):
 
     execution_id: str
     state: str = Field(
-        description="pending, running, paused, completed, failed, timeout, canceled or lost."
+        description="pending, running, paused, waiting_for_limit, completed, failed, timeout,"
+        " canceled or lost."
     )
     command: str = Field(description="What runs, for display (shell string, argv or agent).")
     pid: int | None = None
@@ -292,6 +298,35 @@ class ExecutionInfo(_Outgoing):
     reason: str | None = Field(None, description='Why it ended, e.g. "timeout", "idle_timeout".')
     last_seq: int = Field(0, description="Seq of the newest event; 0 before the first.")
     metadata: dict[str, Any] | None = None
+    attempt: int = Field(1, description="Attempts spawned so far (agent retries re-spawn).")
+    agent: str | None = Field(None, description='"claude" for agent runs and claude commands.')
+    session_id: str | None = Field(None, description="Agent runs: the latest session id.")
+    result: AgentResult | None = Field(None, description="Agent runs: the final result.")
+    failure: AgentFailure | None = Field(
+        None, description="Agent runs: why the last attempt failed."
+    )
+
+
+class AgentResult(_Outgoing):
+    """The normalized ``result`` of an agent run (``status``/``list``)."""
+
+    text: str | None = None
+    is_error: bool | None = None
+    subtype: str | None = None
+    total_cost_usd: float | None = None
+    usage: dict[str, Any] | None = None
+    num_turns: int | None = None
+    duration_ms: int | None = None
+    terminal_reason: str | None = None
+    api_error_status: int | None = None
+
+
+class AgentFailure(_Outgoing):
+    kind: str = Field(
+        description="usage_limit, rate_limit, overloaded, output_token_limit, context_limit, other"
+    )
+    message: str
+    api_error_status: int | None = None
 
 
 class ListResult(_Outgoing):
@@ -360,6 +395,7 @@ class ProcessStartedParams(_ExecutionEvent):
     pid: int
     pgid: int
     command: str
+    attempt: int = Field(1, description="1, then 2, 3 ... when an agent run is re-spawned.")
 
 
 class ProcessOutputParams(_ExecutionEvent):
@@ -409,8 +445,52 @@ class AgentEventParams(_ExecutionEvent):
 
     model_config = ConfigDict(extra="allow")
 
-    kind: str = Field(description="agent.message, tool.call, tool.result, usage, rate_limit, ...")
-    raw: str | None = Field(None, description="The agent's output line this was parsed from.")
+    kind: str = Field(
+        description="init, assistant_text, tool_call, tool_result, api_retry, rate_limit, result,"
+        " unknown, invalid_json"
+    )
+    raw: str | None = Field(
+        None, description="The output line this was parsed from (first 64 Ki characters)."
+    )
+    raw_truncated: bool | None = Field(None, description="`raw` was cut; see process.output.")
+    raw_chars: int | None = Field(None, description="Length of the whole line when cut.")
+
+
+class _LimitEvent(_ExecutionEvent):
+    attempt: int = Field(description="The attempt that hit the limit.")
+    kind: str = Field(description="The failure kind (rate_limit, overloaded, ...).")
+    message: str = Field(description="The first line of the agent's error text.")
+    api_error_status: int | None = None
+    exit_code: int | None = None
+
+
+class RateLimitExceededParams(_LimitEvent):
+    """``error.rate_limit_exceeded``: a 429/529; the daemon backs off and retries."""
+
+    retry: bool = Field(description="Whether another attempt follows.")
+    wait_s: float | None = Field(description="Backoff before it (state waiting_for_limit).")
+    retries_done: int
+    max_attempts: int
+
+
+class TokenLimitExceededParams(_LimitEvent):
+    """``error.token_limit_exceeded``: output (or context) token limit."""
+
+    retry: bool
+    strategy: str | None = Field(description='"concise_prompt" when retrying.')
+    retries_done: int
+    max_retries: int
+    prompt: str | None = Field(description="The amended prompt of the next attempt.")
+
+
+class WaitingForLimitParams(_LimitEvent):
+    """``task.waiting_for_limit``: a usage limit; the execution waits for its reset."""
+
+    waiting: bool = Field(description="False: the reset is beyond usage_limit_max_wait_s.")
+    wait_s: float | None
+    resets_at: str | None = Field(description="ISO 8601, when the message named a time.")
+    resets_at_epoch: float | None
+    max_wait_s: float
 
 
 class ExtensionEventParams(_Outgoing):
@@ -458,11 +538,11 @@ NOTIFICATION_PARAMS: dict[Notification, type[BaseModel]] = {
     Notification.PROCESS_ERROR: ProcessErrorParams,
     Notification.STREAM_GAP: StreamGapParams,
     Notification.AGENT_EVENT: AgentEventParams,
-    Notification.ERROR_TOKEN_LIMIT_EXCEEDED: ExtensionEventParams,
-    Notification.ERROR_RATE_LIMIT_EXCEEDED: ExtensionEventParams,
+    Notification.ERROR_TOKEN_LIMIT_EXCEEDED: TokenLimitExceededParams,
+    Notification.ERROR_RATE_LIMIT_EXCEEDED: RateLimitExceededParams,
     Notification.TASK_STARTED: ExtensionEventParams,
     Notification.TASK_COMPLETED: ExtensionEventParams,
-    Notification.TASK_WAITING_FOR_LIMIT: ExtensionEventParams,
+    Notification.TASK_WAITING_FOR_LIMIT: WaitingForLimitParams,
     Notification.HOOK_WARNING: ExtensionEventParams,
     Notification.HOOK_COMPLETED: ExtensionEventParams,
 }

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from cc_executor import __version__
 from cc_executor.config import Settings
+from cc_executor.scheduler import ClaudeRunConfig
 from cc_executor.server.security import HostCheckMiddleware, allowed_host_names, allowed_origins
 from cc_executor.server.websocket import WebSocketDoor, build_dispatcher
 from cc_executor.supervisor import Supervisor
@@ -44,6 +45,7 @@ def resolve_token(settings: Settings) -> str | None:
 def create_app(settings: Settings) -> FastAPI:
     token = resolve_token(settings)
     hosts = allowed_host_names(settings.host, settings.port, settings.allowed_hosts)
+    base_env = child_base_env(os.environ)
     supervisor = Supervisor(
         shell=settings.shell,
         terminate_grace_s=settings.terminate_grace_s,
@@ -52,8 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
         event_log_max_bytes=settings.event_log_max_bytes,
         spool_dir=settings.state_dir / "spool",
         finished_executions_kept=settings.finished_executions_kept,
-        base_env=child_base_env(os.environ),
+        base_env=base_env,
     )
+    # `claude` is looked up where the children look: on the PATH they inherit.
+    claude = ClaudeRunConfig.from_settings(settings, search_path=base_env.get("PATH"))
     door = WebSocketDoor(
         supervisor=supervisor,
         dispatcher=build_dispatcher(max_frame_bytes=settings.max_frame_bytes),
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         origins=allowed_origins(settings.host, settings.port, settings.allowed_origins),
         max_executions_per_connection=settings.max_executions_per_connection,
         cancel_on_disconnect=settings.on_disconnect == "cancel",
+        claude=claude,
     )
 
     @asynccontextmanager
@@ -79,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.supervisor = supervisor
     app.state.settings = settings
+    app.state.claude = claude
     app.add_middleware(HostCheckMiddleware, hosts=hosts)
     app.add_api_websocket_route("/ws/mcp", door)
 

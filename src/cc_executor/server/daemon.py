@@ -23,6 +23,7 @@ import errno
 import fcntl
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -62,6 +63,7 @@ GRACEFUL_SHUTDOWN_S = 10  # uvicorn: wait this long for open connections before 
 HEALTH_TIMEOUT_S = 2.0  # one /health request to a local daemon
 READY_POLL_S = 0.05  # readiness has no notification across processes; poll, bounded
 KILL_WAIT_S = 5.0  # after SIGKILL, the kernel reaps promptly
+TRACE_LEVEL = 5  # loguru's and uvicorn's TRACE, below stdlib DEBUG
 LOG_TAIL_BYTES = 4000  # how much of the daemon log to show when a start fails
 _PID_FILE_MODE = 0o644
 _STATE_DIR_MODE = 0o700
@@ -155,7 +157,10 @@ def _release_pid_file(settings: Settings, fd: int) -> None:
 # --- socket -------------------------------------------------------------------------------------
 def _bind(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when sock.proto is
+    # IPPROTO_TCP (accepted sockets copy it from this one). With 0, Nagle holds a notification
+    # that follows a response until the client's delayed ACK, ~40 ms later.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
@@ -207,6 +212,11 @@ def run(settings: Settings) -> int:
             # The plain asyncio loop gave a faster first byte than uvloop here (PERFORMANCE.md).
             loop="asyncio",
             log_config=None,
+            # configure_logging routes stdlib logging into loguru with the root at level 0, so
+            # without a level here websockets' protocol (logger "uvicorn.error") sees DEBUG
+            # enabled and builds a log record for every frame, and uvicorn wraps the app in its
+            # TRACE message logger: together they cost more than the rest of the output path.
+            log_level=_stdlib_level(settings.log_level),
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             server_header=False,
@@ -228,6 +238,14 @@ def run(settings: Settings) -> int:
         _release_pid_file(settings, pid_fd)
         logger.info("cc-executor daemon on port {} stopped", settings.port)
     return 0
+
+
+def _stdlib_level(level: str) -> int:
+    """The stdlib level for a loguru level name (loguru-only names such as SUCCESS map to INFO)."""
+    if level.upper() == "TRACE":
+        return TRACE_LEVEL
+    value = logging.getLevelName(level.upper())
+    return value if isinstance(value, int) else logging.INFO
 
 
 # --- background ---------------------------------------------------------------------------------

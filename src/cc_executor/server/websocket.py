@@ -13,7 +13,6 @@ through one send lock, so frames never interleave.
 from __future__ import annotations
 
 import asyncio
-import shlex
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,14 +40,16 @@ from cc_executor.protocol import (
     encode_notification,
 )
 from cc_executor.protocol.names import ControlType, Method, Notification
+from cc_executor.scheduler import KNOWN_AGENTS, ClaudeRunConfig, build_execute_spec
 from cc_executor.server.security import authorize_websocket
-from cc_executor.supervisor import Execution, ExecutionSpec, Gap, Supervisor
+from cc_executor.supervisor import Execution, Gap, Supervisor
 
 __all__ = ["Connection", "WebSocketDoor", "build_dispatcher"]
 
 CAPABILITIES: dict[str, Any] = {
     "methods": [m.value for m in Method],
     "argv": True,
+    "agents": list(KNOWN_AGENTS),
     "attach": True,
     "input": True,
     "output_chunk_max_bytes": OUTPUT_CHUNK_MAX_BYTES,
@@ -63,6 +64,7 @@ class Connection:
     websocket: WebSocket
     supervisor: Supervisor
     max_executions: int
+    claude: ClaudeRunConfig = field(default_factory=ClaudeRunConfig)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: set[str] = field(default_factory=set)
     followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -151,14 +153,9 @@ def _resolve_execution_id(conn: Connection, execution_id: str | None) -> str:
 
 async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
     sup = conn.supervisor
-    if params.command is not None:
-        argv = sup.shell_argv(params.command)
-        display = params.command
-    elif params.argv is not None:
-        argv = list(params.argv)
-        display = shlex.join(argv)
-    else:
-        raise InvalidParams(f"unknown agent {params.agent!r}", agent=params.agent)
+    # command, argv, agent + prompt, or a `claude` command: the scheduler builds the spec
+    # (argv, child env, watchdogs, retry policy); InvalidParams for an unknown agent.
+    spec = build_execute_spec(params, shell=sup.shell, claude=conn.claude)
     if params.execution_id is None or params.execution_id not in sup:
         running = len(conn.live_started())
         if running >= conn.max_executions:
@@ -167,18 +164,6 @@ async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
                 limit=conn.max_executions,
                 running=running,
             )
-    spec = ExecutionSpec(
-        argv=argv,
-        display_command=display,
-        cwd=params.cwd,
-        env=dict(params.env or {}),
-        timeout=params.timeout,
-        idle_timeout=params.idle_timeout,
-        timeout_includes_paused=params.timeout_includes_paused,
-        stdin=params.stdin,
-        execution_id=params.execution_id,
-        metadata=dict(params.metadata or {}),
-    )
     execution = await sup.execute(spec)
     conn.started.add(execution.id)
     conn.after_response.append(lambda: conn.follow(execution, 0))
@@ -280,6 +265,7 @@ class WebSocketDoor:
     origins: frozenset[str]
     max_executions_per_connection: int
     cancel_on_disconnect: bool
+    claude: ClaudeRunConfig = field(default_factory=ClaudeRunConfig)
 
     async def __call__(self, websocket: WebSocket) -> None:
         headers = {k.lower(): v for k, v in websocket.headers.items()}
@@ -299,7 +285,9 @@ class WebSocketDoor:
             )
             return
         await websocket.accept(subprotocol=decision.subprotocol)
-        conn = Connection(websocket, self.supervisor, self.max_executions_per_connection)
+        conn = Connection(
+            websocket, self.supervisor, self.max_executions_per_connection, claude=self.claude
+        )
         logger.info("connection {} opened", conn.session_id)
         try:
             await self._serve(conn)

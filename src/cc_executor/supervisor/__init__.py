@@ -3,11 +3,20 @@ asyncio subprocesses.
 
 The public surface is re-exported here; the modules are ``states`` (state table), ``eventlog``
 (seq-numbered event log with replay), ``process`` (process groups, signals, sweeps),
-``execution`` (one execution's life) and ``supervisor`` (the API every door calls).
+``execution`` (one execution's life, possibly several attempts), ``attempts`` (the seam a
+retry policy implements) and ``supervisor`` (the API every door calls).
 """
 
+from cc_executor.supervisor.attempts import (
+    AttemptEnd,
+    AttemptHost,
+    AttemptPolicy,
+    Decision,
+    Finish,
+    Retry,
+)
 from cc_executor.supervisor.eventlog import Event, EventLog, Gap
-from cc_executor.supervisor.execution import Execution, ExecutionId, ExecutionSpec
+from cc_executor.supervisor.execution import EnvHook, Execution, ExecutionId, ExecutionSpec
 from cc_executor.supervisor.process import MARKER_ENV, ProcessGroup
 from cc_executor.supervisor.states import (
     TERMINAL_STATES,
@@ -21,14 +30,21 @@ __all__ = [
     "MARKER_ENV",
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "AttemptEnd",
+    "AttemptHost",
+    "AttemptPolicy",
+    "Decision",
+    "EnvHook",
     "Event",
     "EventLog",
     "Execution",
     "ExecutionId",
     "ExecutionSpec",
     "ExecutionState",
+    "Finish",
     "Gap",
     "ProcessGroup",
+    "Retry",
     "Supervisor",
     "check_transition",
 ]

@@ -55,6 +55,7 @@ SPOOL_SEGMENTS = 4  # the spool is cut into files, so dropping the oldest frees 
 SPILL_LOW_WATER = 3 / 4  # spill down to this share of memory_bytes: one write per batch
 REPLAY_BATCH_BYTES = 1 * MiB  # a follower replaying from disk reads this much per pread
 FOLLOW_BATCH_EVENTS = 512  # a follower yields the loop after this many in-memory events
+CLOSED_MEMORY_BYTES = 64 * 1024  # in-memory tail a closed (finished) log keeps; the rest spills
 _SPOOL_SUFFIX = ".events"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -210,8 +211,16 @@ class EventLog:
         return event
 
     def close(self) -> None:
-        """No more events; followers end once they have drained what is retained."""
+        """No more events; followers end once they have drained what is retained.
+
+        A finished execution is kept for ``status``/``attach`` long after its output stopped, so
+        its in-memory tail goes to the spool now (down to ``CLOSED_MEMORY_BYTES``): otherwise
+        every finished execution would hold up to ``memory_bytes`` and the daemon's RSS would grow
+        with the number of executions instead of staying bounded.
+        """
         self._closed = True
+        if self._mem_bytes > CLOSED_MEMORY_BYTES:
+            self._spill(CLOSED_MEMORY_BYTES)
         self._wake()
 
     def discard(self) -> None:
@@ -233,8 +242,9 @@ class EventLog:
     def _mem_first_seq(self) -> int:
         return self._last_seq - (len(self._mem) - self._mem_head) + 1
 
-    def _spill(self) -> None:
-        low_water = int(self._memory_bytes * SPILL_LOW_WATER)
+    def _spill(self, low_water: int | None = None) -> None:
+        if low_water is None:
+            low_water = int(self._memory_bytes * SPILL_LOW_WATER)
         batch: list[Event] = []
         # Keep at least the newest event in memory, however small memory_bytes is.
         while self._mem_bytes > low_water and len(self._mem) - self._mem_head > 1:
@@ -242,7 +252,9 @@ class EventLog:
             self._mem_head += 1
             self._mem_bytes -= len(event.frame)
             batch.append(event)
-        if self._mem_head > FOLLOW_BATCH_EVENTS and self._mem_head * 2 > len(self._mem):
+        # Compact once the spilled prefix is at least half the list (amortised O(1) per event):
+        # with 64 KiB frames, waiting for hundreds of spilled events kept tens of MB alive.
+        if self._mem_head * 2 >= len(self._mem):
             del self._mem[: self._mem_head]
             self._mem_head = 0
         if batch:
@@ -309,7 +321,14 @@ class EventLog:
         mem_first = self._mem_first_seq()
         if seq >= mem_first:
             start = self._mem_head + (seq - mem_first)
-            return list(self._mem[start : start + FOLLOW_BATCH_EVENTS])
+            batch = self._mem[start : start + FOLLOW_BATCH_EVENTS]
+            # A batch pins its frames until the follower sent them: bound it by bytes as well.
+            size = 0
+            for index, event in enumerate(batch):
+                size += len(event.frame)
+                if size > REPLAY_BATCH_BYTES:
+                    return list(batch[: index + 1])
+            return list(batch)
         for segment in self._segments:
             if segment.first_seq <= seq <= segment.last_seq:
                 try:

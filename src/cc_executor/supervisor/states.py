@@ -5,8 +5,12 @@ lives in :mod:`cc_executor.supervisor.execution`. Every pause/resume/cancel/time
 here by looking the pair up in :data:`TRANSITIONS`; an illegal pair raises
 :class:`~cc_executor.errors.InvalidTransition` (-32004) with ``{execution_id, state, requested}``.
 
-To add a state (``waiting_for_limit``, ``lost``), add it to the enum and give it a row in the table;
-nothing else changes.
+To add a state (``lost``), add it to the enum and give it a row in the table; nothing else
+changes.
+
+``waiting_for_limit`` is an execution between two attempts of an agent run (no process exists):
+it waits out a usage limit or a rate-limit backoff, then runs again. CANCEL ends it at once;
+PAUSE is refused (there is nothing to stop) and so is RESUME (it is not paused).
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from types import MappingProxyType
 
 from cc_executor.errors import InvalidTransition
 
-__all__ = ["TERMINAL_STATES", "TRANSITIONS", "ExecutionState", "check_transition", "is_terminal"]
+__all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "ExecutionState",
+    "check_transition",
+    "invalid_transition",
+    "is_terminal",
+]
 
 
 class ExecutionState(StrEnum):
@@ -30,6 +41,7 @@ class ExecutionState(StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELED = "canceled"
+    WAITING_FOR_LIMIT = "waiting_for_limit"
 
 
 _S = ExecutionState
@@ -38,10 +50,15 @@ TRANSITIONS: Mapping[ExecutionState, frozenset[ExecutionState]] = MappingProxyTy
     {
         # pending: spawning. It can fail to spawn, or be canceled (shutdown) while spawning.
         _S.PENDING: frozenset({_S.RUNNING, _S.FAILED, _S.CANCELED}),
-        _S.RUNNING: frozenset({_S.PAUSED, _S.COMPLETED, _S.FAILED, _S.TIMEOUT, _S.CANCELED}),
+        _S.RUNNING: frozenset(
+            {_S.PAUSED, _S.WAITING_FOR_LIMIT, _S.COMPLETED, _S.FAILED, _S.TIMEOUT, _S.CANCELED}
+        ),
         # paused: the group may still exit (killed from outside, or continued by someone else),
         # and the wall-clock timeout may fire when it counts paused time.
         _S.PAUSED: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.TIMEOUT, _S.CANCELED}),
+        # waiting_for_limit: between attempts; the next attempt starts (running), or it is canceled,
+        # or the next spawn fails (failed).
+        _S.WAITING_FOR_LIMIT: frozenset({_S.RUNNING, _S.FAILED, _S.CANCELED}),
         _S.COMPLETED: frozenset(),
         _S.FAILED: frozenset(),
         _S.TIMEOUT: frozenset(),
@@ -73,12 +90,20 @@ def check_transition(
     """
     if target in TRANSITIONS[current]:
         return
-    asked = requested if requested is not None else target.value
+    raise invalid_transition(
+        current, requested if requested is not None else target.value, execution_id=execution_id
+    )
+
+
+def invalid_transition(
+    current: ExecutionState, asked: str, *, execution_id: str
+) -> InvalidTransition:
+    """The error for asking ``asked`` (``"RESUME"``, a state) of an execution in ``current``."""
     if current in TERMINAL_STATES:
         why = f"the execution has already finished ({current.value})"
     else:
         why = f"the execution is {current.value}"
-    raise InvalidTransition(
+    return InvalidTransition(
         f"cannot {asked} execution {execution_id}: {why}",
         execution_id=execution_id,
         state=current.value,

@@ -172,9 +172,9 @@ class Supervisor:
                 limit=self.max_executions,
                 running=len(self._live),
             )
-        env = self._child_env(spec)
-        _validate(spec, env)
         execution_id = ExecutionId(spec.execution_id or uuid.uuid4().hex)
+        env = self._child_env(spec, execution_id)
+        _validate(spec, env)
         execution = Execution(
             spec,
             execution_id,
@@ -206,9 +206,12 @@ class Supervisor:
             execution.cancel("supervisor_shutdown")
         return execution
 
-    def _child_env(self, spec: ExecutionSpec) -> dict[str, str]:
+    def _child_env(self, spec: ExecutionSpec, execution_id: str) -> dict[str, str]:
         env = {key: value for key, value in self._base_env.items() if key != TOKEN_ENV}
         env.update(spec.env)
+        if spec.env_hook is not None:
+            env = spec.env_hook(env, execution_id)
+            env.pop(TOKEN_ENV, None)  # whatever the hook did, the daemon's secret stays here
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.pop(MARKER_ENV, None)  # set by ProcessGroup.spawn; never chosen by the caller
         return env

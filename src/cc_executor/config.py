@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         1000, ge=0, description="Finished executions kept in memory for status/attach."
     )
 
+    server_url: str | None = Field(
+        None,
+        description="cc_execute() runs through this daemon (ws://host:port) instead of in-process.",
+    )
+
     # --- agents (Claude Code) ------------------------------------------------------------------
     claude_path: str | None = Field(
         None, description="The `claude` executable; found on PATH when unset."

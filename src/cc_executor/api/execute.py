@@ -114,7 +114,7 @@ def build_runner(
     settings: Settings, server_url: str | None = None, token: str | None = None
 ) -> Runner:
     """A daemon runner when a URL is given (or set), else an embedded supervisor."""
-    url = server_url or getattr(settings, "server_url", None)
+    url = server_url or settings.server_url
     if url:
         secret = token or (settings.token.get_secret_value() if settings.token else None)
         return DaemonRunner(url, token=secret, token_file=settings.token_file)

@@ -1,0 +1,48 @@
+"""Log sinks: JSON lines off a TTY, secrets masked, stdlib (uvicorn) records routed into loguru."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from cc_executor.logging import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def restore_default_sink() -> Iterator[None]:
+    yield
+    logger.remove()
+    # write to whatever sys.stderr is at the time (pytest swaps it per test), never to a
+    # stream captured here that pytest closes afterwards
+    logger.add(lambda message: sys.stderr.write(message), level="DEBUG")  # noqa: PLW0108
+    logging.basicConfig(handlers=[], force=True)
+
+
+def test_json_lines_to_a_file_with_secrets_masked(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "daemon.log"
+    configure_logging("INFO", "auto", path, secrets=("s3cret-token",))
+    logger.info("started with s3cret-token in a message")
+    logger.debug("below the level")
+    logging.getLogger("uvicorn.error").warning("from the stdlib")
+    logger.complete()
+    records = [json.loads(line)["record"] for line in path.read_text().splitlines()]
+    messages = [r["message"] for r in records]
+    assert messages == ["started with *** in a message", "from the stdlib"]
+    assert records[1]["level"]["name"] == "WARNING"
+
+
+def test_human_format_when_asked() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", "human", stream)
+    logger.debug("hello")
+    line = stream.getvalue()
+    assert "DEBUG" in line
+    assert "hello" in line
+    assert not line.lstrip().startswith("{")

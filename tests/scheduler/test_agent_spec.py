@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cc_executor.agents.shell import STREAM_JSON_FLAGS
 from cc_executor.config import Settings
 from cc_executor.errors import InvalidParams, ServiceError
 from cc_executor.protocol import ExecuteParams
@@ -67,11 +68,54 @@ def test_agent_defaults_from_config(fake_claude: Path) -> None:
     assert spec.env[CLI_MAX_RETRIES_ENV] == "3"
 
 
-def test_claude_command_keeps_the_string(claude_config: ClaudeRunConfig) -> None:
+def test_shell_claude_command_keeps_the_string(claude_config: ClaudeRunConfig) -> None:
     spec = spec_of(claude_config, command="env X=1 claude -p hi | tee out")
     assert spec.argv == ["/bin/sh", "-c", "env X=1 claude -p hi | tee out"]
     assert spec.agent == "claude"
     assert isinstance(spec.attempt_policy, ClaudeRunPolicy)
+
+
+def test_simple_claude_command_runs_as_argv(
+    claude_config: ClaudeRunConfig, fake_claude: Path
+) -> None:
+    command = "LANG=C claude -p 'What is 2+2?' --model sonnet"
+    spec = spec_of(claude_config, command=command, env={"A": "1", "LANG": "x"}, stdin=True)
+    assert spec.argv == [
+        str(fake_claude), *STREAM_JSON_FLAGS, "-p", "What is 2+2?", "--model", "sonnet",
+    ]  # fmt: skip
+    assert spec.display_command == command
+    assert spec.env == {CLI_MAX_RETRIES_ENV: "0", "A": "1", "LANG": "C"}
+    assert spec.stdin  # as asked, like any command
+    assert spec.agent == "claude"
+    assert isinstance(spec.attempt_policy, ClaudeRunPolicy)
+
+
+def test_simple_claude_command_with_a_path_runs_that_path(claude_config: ClaudeRunConfig) -> None:
+    spec = spec_of(claude_config, command="./node_modules/.bin/claude -p hi --output-format json")
+    assert spec.argv == ["./node_modules/.bin/claude", "-p", "hi", "--output-format", "json"]
+
+
+def test_hostile_prompt_stays_one_literal_word(claude_config: ClaudeRunConfig) -> None:
+    spec = spec_of(claude_config, command="claude -p 'rm -rf / ; echo pwned' --verbose")
+    assert spec.argv[-3:] == ["-p", "rm -rf / ; echo pwned", "--verbose"]
+    assert spec.argv[0] != "/bin/sh"
+    expanding = spec_of(claude_config, command='claude -p "$(rm -rf /)"')
+    assert expanding.argv == ["/bin/sh", "-c", 'claude -p "$(rm -rf /)"']
+
+
+def test_bare_claude_not_found_is_left_to_the_shell(tmp_path: Path) -> None:
+    config = ClaudeRunConfig(search_path=str(tmp_path))
+    spec = spec_of(config, command="claude -p hi")
+    assert spec.argv == ["/bin/sh", "-c", "claude -p hi"]  # the shell says "not found"
+    assert spec.agent == "claude"
+
+
+def test_bare_claude_is_looked_up_on_the_request_path(fake_claude: Path, tmp_path: Path) -> None:
+    config = ClaudeRunConfig(search_path=str(tmp_path / "elsewhere"))
+    spec = spec_of(config, command="claude -p hi", env={"PATH": str(fake_claude.parent)})
+    assert spec.argv[0] == str(fake_claude)
+    spec = spec_of(config, command=f"PATH={fake_claude.parent} claude -p hi")
+    assert spec.argv[0] == str(fake_claude)
 
 
 def test_unknown_agent_lists_known_ones(claude_config: ClaudeRunConfig) -> None:

@@ -271,7 +271,7 @@ async def test_crash_without_result_fails(
     assert execution.info()["failure"]["kind"] == "other"  # type: ignore[index]
 
 
-async def test_shell_claude_command_is_parsed_and_retried(
+async def test_claude_command_with_stream_json_is_kept_and_retried(
     supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig, fake_claude: Path
 ) -> None:
     command = f"{fake_claude} -p --output-format stream-json --verbose 'hi there'"
@@ -283,17 +283,96 @@ async def test_shell_claude_command_is_parsed_and_retried(
     assert done["status"] == "completed"
     assert execution.info()["command"] == command
     assert len(of(execution, "error.rate_limit_exceeded")) == 1
-    assert runs(tmp_path)[1][-1] == "hi there"  # the same command, not rewritten
+    # The user's words exactly: nothing to add, no shell between.
+    assert runs(tmp_path) == [["-p", "--output-format", "stream-json", "--verbose", "hi there"]] * 2
 
 
-async def test_shell_claude_text_output_gives_no_events(
-    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig, fake_claude: Path
+async def test_simple_claude_command_gets_stream_json_events_and_retries(
+    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig
+) -> None:
+    command = "GREETING='a b' claude -p 'What is 2+2?' --model sonnet"
+    spec = claude_command_spec(
+        command, claude_config, shell="/bin/sh", env=script_env(tmp_path, "429,ok")
+    )
+    execution = await supervisor.execute(spec)
+    done = await finished(execution)
+    assert done["status"] == "completed"
+    assert spec.env["GREETING"] == "a b"
+    assert execution.info()["command"] == command
+    assert execution.info()["session_id"] == "00000000-0000-4000-8000-00000000fa4e"
+    assert [p["attempt"] for p in of(execution, "process.started")] == [1, 2]
+    assert kinds(execution)[-3:] == ["init", "assistant_text", "result"]
+    expected = ["--output-format", "stream-json", "--verbose", "-p", "What is 2+2?"]
+    assert runs(tmp_path) == [[*expected, "--model", "sonnet"]] * 2
+
+
+async def test_simple_claude_command_token_limit_amends_its_prompt_word(
+    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig
 ) -> None:
     spec = claude_command_spec(
-        f"{fake_claude} -p hi", claude_config, shell="/bin/sh", env=script_env(tmp_path, "text")
+        "claude -p 'write a novel' --model sonnet",
+        claude_config,
+        shell="/bin/sh",
+        env=script_env(tmp_path, "maxtok,ok"),
+    )
+    execution = await supervisor.execute(spec)
+    done = await finished(execution)
+    assert done["status"] == "completed"
+    (notice,) = of(execution, "error.token_limit_exceeded")
+    assert notice["retry"] is True
+    first, second = runs(tmp_path)
+    assert first[4] == "write a novel"
+    assert second[4].startswith("write a novel\n\n")
+    assert "more concisely" in second[4]
+    assert second[4] == notice["prompt"]
+    assert second[5:] == ["--model", "sonnet"]  # the user's order is kept
+
+
+async def test_claude_command_with_unknown_prompt_gets_no_token_retry(
+    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig
+) -> None:
+    spec = claude_command_spec(
+        "claude -p --some-new-option x 'write a novel'",
+        claude_config,
+        shell="/bin/sh",
+        env=script_env(tmp_path, "maxtok,ok"),
+    )
+    execution = await supervisor.execute(spec)
+    done = await finished(execution)
+    assert done["status"] == "failed"
+    (notice,) = of(execution, "error.token_limit_exceeded")
+    assert notice["retry"] is False
+    assert len(runs(tmp_path)) == 1
+
+
+async def test_claude_command_with_text_output_gives_no_events(
+    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig
+) -> None:
+    spec = claude_command_spec(
+        "claude -p hi --output-format text",
+        claude_config,
+        shell="/bin/sh",
+        env=script_env(tmp_path, "text"),
     )
     execution = await supervisor.execute(spec)
     done = await finished(execution)
     assert done["status"] == "completed"
     assert of(execution, "agent.event") == []
     assert output(execution) == b"a plain answer\n"
+    assert runs(tmp_path) == [["-p", "hi", "--output-format", "text"]]
+
+
+async def test_shell_claude_command_runs_unchanged(
+    supervisor: Supervisor, tmp_path: Path, claude_config: ClaudeRunConfig, fake_claude: Path
+) -> None:
+    command = f"{fake_claude} -p hi | cat"
+    spec = claude_command_spec(
+        command, claude_config, shell="/bin/sh", env=script_env(tmp_path, "text")
+    )
+    assert spec.argv == ["/bin/sh", "-c", command]
+    execution = await supervisor.execute(spec)
+    done = await finished(execution)
+    assert done["status"] == "completed"
+    assert of(execution, "agent.event") == []
+    assert output(execution) == b"a plain answer\n"
+    assert runs(tmp_path) == [["-p", "hi"]]

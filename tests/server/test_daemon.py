@@ -169,3 +169,26 @@ async def test_sigterm_cancels_running_and_paused_groups(
         assert daemon.stop(settings, timeout=SUBPROCESS_TIMEOUT_S) == pid
     assert not psutil.pid_exists(pid)
     assert [p for eid in ids for p in _marked(eid)] == []
+
+
+def test_loop_factory_gives_an_asyncio_loop_that_runs_subprocesses() -> None:
+    import asyncio
+    import sys
+
+    policy = asyncio.get_event_loop_policy()
+    previous = getattr(policy, "_watcher", None)
+    loop = daemon.loop_factory()
+    try:
+        assert isinstance(loop, asyncio.SelectorEventLoop)
+
+        async def child() -> int:
+            proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", "exit 3")
+            return await proc.wait()
+
+        assert loop.run_until_complete(child()) == 3
+        if sys.version_info < (3, 12):
+            assert type(policy._watcher).__name__ == "PidfdChildWatcher"  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+        if hasattr(policy, "_watcher"):
+            policy._watcher = previous

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cc_executor.supervisor import eventlog as eventlog_module
 from cc_executor.supervisor.eventlog import Event, EventLog, Gap
 
 WAIT_S = 5.0
@@ -161,3 +162,49 @@ async def test_discard_removes_the_spool_file(tmp_path: Path) -> None:
     items = await _drain(log)  # what memory still holds stays readable; the rest is a gap
     assert isinstance(items[0], Gap)
     assert items[1:] == appended[items[0].to_seq :]
+
+
+async def test_close_spills_the_tail_later_not_on_the_way_to_completion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventlog_module, "CLOSED_SPILL_DELAY_S", 0.01)
+    log = EventLog("e1", memory_bytes=1 << 20, spool_dir=tmp_path)
+    events = _fill(log, 200, size=1000)  # ~200 KB, more than CLOSED_MEMORY_BYTES
+    log.close()
+    assert log.memory_bytes_used > eventlog_module.CLOSED_MEMORY_BYTES  # not yet
+    async with asyncio.timeout(WAIT_S):
+        while log.memory_bytes_used > eventlog_module.CLOSED_MEMORY_BYTES:  # noqa: ASYNC110 (a timer)
+            await asyncio.sleep(0.005)
+    assert log.disk_bytes_used > 0
+    replayed = list(log.events_after(0))
+    assert [e.frame for e in replayed if isinstance(e, Event)] == [e.frame for e in events]
+    log.discard()
+
+
+def test_close_without_a_loop_spills_at_once(tmp_path: Path) -> None:
+    log = EventLog("e1", memory_bytes=1 << 20, spool_dir=tmp_path)
+    _fill(log, 200, size=1000)
+    log.close()
+    assert log.memory_bytes_used <= eventlog_module.CLOSED_MEMORY_BYTES
+    log.discard()
+
+
+async def test_discard_cancels_the_pending_spill(tmp_path: Path) -> None:
+    log = EventLog("e1", memory_bytes=1 << 20, spool_dir=tmp_path)
+    _fill(log, 200, size=1000)
+    log.close()
+    log.discard()
+    assert log.memory_bytes_used <= eventlog_module.CLOSED_MEMORY_BYTES
+    assert log.disk_bytes_used == 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_spool_records_written_with_writev_round_trip(tmp_path: Path) -> None:
+    # More buffers than one writev takes (IOV_MAX): the batch is written in several calls.
+    log = EventLog("e1", memory_bytes=4096, spool_dir=tmp_path)
+    events = _fill(log, 3000, size=10)
+    replayed = [e for e in log.events_after(0) if isinstance(e, Event)]
+    assert [(e.seq, e.method, e.frame) for e in replayed] == [
+        (e.seq, e.method, e.frame) for e in events
+    ]
+    log.discard()

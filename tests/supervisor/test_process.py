@@ -4,20 +4,26 @@ cancellation safety, and the sweep of escaped descendants by the environment mar
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Callable
 
 import pytest
 from tests.supervisor.probes import WAIT_S, alive, eventually, marked_alive, pids
 
+from cc_executor.supervisor import process as process_module
 from cc_executor.supervisor.process import (
     MARKER_ENV,
+    PIPE_BYTES,
     ProcessGroup,
     Stream,
+    Sweeper,
     find_marked_processes,
     sweep,
+    sweeper,
 )
 
 Program = Callable[..., list[str]]
@@ -182,4 +188,118 @@ async def test_no_stdin_means_devnull() -> None:
         with pytest.raises(BrokenPipeError):
             await group.write_stdin(b"x")
     finally:
+        group.close()
+
+
+# --- coalesced sweeps, incremental rounds, tree snapshot, pipe size ------------------------------
+
+
+async def _marked_stray(marker: str, script: str = "exec sleep 30") -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env[MARKER_ENV] = marker
+    return await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", script, env=env, start_new_session=True
+    )
+
+
+async def test_sweeps_completing_together_share_one_scan_and_each_kills_its_own() -> None:
+    markers = [uuid.uuid4().hex for _ in range(4)]
+    strays = [await _marked_stray(marker) for marker in markers]
+    bystander = await _marked_stray(uuid.uuid4().hex)  # someone else's marker: never touched
+    try:
+        before = sweeper().scans
+        async with asyncio.timeout(WAIT_S):
+            counts = await asyncio.gather(*(sweep(marker) for marker in markers))
+            codes = await asyncio.gather(*(stray.wait() for stray in strays))
+        assert counts == [1, 1, 1, 1]
+        assert codes == [-signal.SIGKILL] * 4
+        assert sweeper().scans - before == 1  # one /proc pass served all four
+        assert bystander.returncode is None
+        for marker in markers:
+            assert find_marked_processes(marker) == []
+    finally:
+        for proc in [*strays, bystander]:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    passes: list[frozenset[bytes]] = []
+    real_scan = process_module._scan_all
+
+    def slow_scan(markers: frozenset[bytes]) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+        passes.append(markers)
+        started.set()
+        release.wait(WAIT_S)
+        return real_scan(markers)
+
+    monkeypatch.setattr(process_module, "_scan_all", slow_scan)
+    sweeper_ = Sweeper(threaded=True)
+    async with asyncio.timeout(WAIT_S):
+        first = asyncio.ensure_future(sweeper_.find("first"))
+        await asyncio.to_thread(started.wait, WAIT_S)
+        second = asyncio.ensure_future(sweeper_.find("second"))
+        third = asyncio.ensure_future(sweeper_.find("third"))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, second, third)
+    assert passes == [frozenset({b"first"}), frozenset({b"second", b"third"})]
+    assert sweeper_.scans == 2
+
+
+async def test_sweep_catches_processes_forked_while_it_kills() -> None:
+    marker = uuid.uuid4().hex
+    # A marked process outside any group that keeps forking marked children.
+    stray = await _marked_stray(marker, "while :; do sleep 30 & done")
+    try:
+        await eventually(lambda: len(find_marked_processes(marker)) > 3, "forks running")
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(marker) >= 1
+            assert await stray.wait() == -signal.SIGKILL
+        assert [p.pid for p in find_marked_processes(marker) if alive(p.pid)] == []
+    finally:
+        if stray.returncode is None:
+            stray.kill()
+            await stray.wait()
+        process_module.kill_marked_processes(marker)
+
+
+async def test_descendants_from_children_files_match_the_stat_scan() -> None:
+    collector = Collector(b"ready\n")
+    group = await spawn(
+        ["/bin/sh", "-c", "sleep 30 & (sleep 30 & sleep 30 & wait) & echo ready; wait"], collector
+    )
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await collector.seen.wait()
+        await eventually(lambda: len(group.descendants()) >= 4, "tree up")
+        via_children = {p.pid for p in process_module._descendants_procfs(group.pid)}
+        via_stat = {p.pid for p in process_module._descendants_procfs_stat(group.pid)}
+        assert via_children == via_stat
+        assert len(via_children) >= 4
+    finally:
+        await group.terminate(grace_s=1.0)
+        group.close()
+
+
+async def test_output_pipes_are_widened() -> None:
+    collector = Collector(b"x")
+    group = await spawn(["/bin/sh", "-c", "cat >/dev/null"], collector, stdin=True)
+    try:
+        pipe = group._transport.get_pipe_transport(1)
+        assert pipe is not None
+        size = fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), 1032)  # F_GETPIPE_SZ
+        if size != PIPE_BYTES:
+            pytest.skip(f"pipe size quota: {size}")
+        assert pipe.max_size == PIPE_BYTES  # type: ignore[attr-defined]
+    finally:
+        await group.write_stdin(b"", eof=True)
+        async with asyncio.timeout(WAIT_S):
+            await group.wait()
+        await group.kill_all()
         group.close()

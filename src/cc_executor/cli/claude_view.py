@@ -5,6 +5,12 @@ with ``stream=True``), on the daemon (default) or in this process (``--local``).
 spinner on stderr with the latest activity, tool calls, tokens and cost; tool calls are printed
 as they happen; the answer goes to stdout at the end. ``--json`` prints every event as one JSON
 line and the result as the last line (``{"method": "result", "params": {...}}``).
+
+:class:`ClaudeCommandView` gives ``cc-executor run "claude -p '...'"`` the same view: the
+daemon runs such a command with stream-json output and reports ``agent.event``s, and the view
+switches on at the first one. Until then stdout is held back (it would be the raw stream-json
+line the event is parsed from); output that is not stream-json (a daemon that runs the command
+unchanged, a ``--output-format text`` run) is written through as it is.
 """
 
 from __future__ import annotations
@@ -27,14 +33,28 @@ from cc_executor.cli.console import (
     err_console,
 )
 from cc_executor.cli.run_cmd import EXIT_CANCELED, EXIT_TIMEOUT
+from cc_executor.client import AgentEvent, Completed, Event, Output, ProcessError
 from cc_executor.config import Settings
 
 if TYPE_CHECKING:
     from cc_executor.api import TaskEvent, TaskResult
 
-__all__ = ["ClaudeView", "exit_code_for_result", "run_claude"]
+__all__ = [
+    "HOLD_MAX_BYTES",
+    "ClaudeCommandView",
+    "ClaudeView",
+    "exit_code_for_result",
+    "run_claude",
+]
 
 VIEW_LOG_LEVEL = "WARNING"
+# Stdout held back while waiting for the first agent.event: the init line (tens of KiB) fits
+# easily; past this the output is taken for something else and written through.
+HOLD_MAX_BYTES = 4 * 1024 * 1024
+# Daemon notices worth a line in the view (retries and waits), besides agent events.
+_NOTICES = frozenset(
+    {"error.rate_limit_exceeded", "error.token_limit_exceeded", "task.waiting_for_limit"}
+)
 
 
 @dataclass
@@ -96,6 +116,111 @@ class ClaudeView:
             value = usage.get(key)
             if isinstance(value, int):
                 setattr(self.totals, key, getattr(self.totals, key) + value)
+
+
+class ClaudeCommandView:
+    """Renders a ``claude -p`` command's events: the live view once agent events come, else raw.
+
+    Called with every client event, then :meth:`finish` with the completion. Modes:
+    ``undecided`` (stdout held), ``view`` (stdout is the stream-json the events show), ``raw``.
+    """
+
+    def __init__(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self._out = stdout
+        self._err = stderr
+        self.mode = "undecided"
+        self._held = bytearray()
+        self._status = err_console.status("Claude is starting…")
+        self.view = ClaudeView(self._status)
+        self._result: TaskEvent | None = None
+        self._session_id: str | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, AgentEvent):
+            self._agent_event(event)
+        elif isinstance(event, Output):
+            self._output(event)
+        elif isinstance(event, ProcessError):
+            self._note(Text(f"cc-executor: {event.error}"))
+        elif self.mode == "view" and event.method in _NOTICES:
+            self._note(Text.assemble(("… ", "yellow"), _task_event(event).summary()))
+
+    def _agent_event(self, event: AgentEvent) -> None:
+        if self.mode == "undecided":
+            self.mode = "view"
+            self._held.clear()  # the stream-json lines the events are parsed from
+            self._status.start()
+        if self.mode != "view":
+            return
+        task_event = _task_event(event)
+        self.view.on_event(task_event)
+        session = task_event.text("session_id")
+        self._session_id = session or self._session_id
+        if task_event.kind == "result":
+            self._result = task_event
+
+    def _output(self, event: Output) -> None:
+        data = event.data_bytes
+        if event.stream == "stderr":
+            if self.mode == "view":
+                err_console.out(data.decode("utf-8", "replace"), end="", highlight=False)
+            else:
+                self._write(self._err, data)
+        elif self.mode == "raw":
+            self._write(self._out, data)
+        elif self.mode == "undecided":
+            self._held += data
+            start = self._held.lstrip()
+            if (start and not start.startswith(b"{")) or len(self._held) > HOLD_MAX_BYTES:
+                self._go_raw()
+
+    def _go_raw(self) -> None:
+        self.mode = "raw"
+        held = bytes(self._held)
+        self._held.clear()
+        if held:
+            self._write(self._out, held)
+
+    def _note(self, text: Text) -> None:
+        err_console.print(text, markup=False)
+
+    @staticmethod
+    def _write(target: BinaryIO, data: bytes) -> None:
+        target.write(data)
+        target.flush()
+
+    def finish(self, completed: Completed) -> None:
+        """The answer on stdout and a summary line on stderr (view), or whatever was held."""
+        if self.mode == "undecided":
+            self._go_raw()
+        if self.mode != "view":
+            return
+        self._status.stop()
+        result = self._result
+        if result is not None:
+            text = result.text("result")
+            if text:
+                console.out(text, highlight=False)
+            usage = result.get("usage")
+            if isinstance(usage, dict):
+                for key in ("input_tokens", "output_tokens"):
+                    value = usage.get(key)
+                    if isinstance(value, int):
+                        setattr(self.view.totals, key, value)
+        style = "green" if completed.success else "red"
+        err_console.print(
+            Text.assemble(
+                (completed.status, style),
+                f" · {self.view.line()} · session {self._session_id or '—'}",
+            ),
+            markup=False,
+        )
+
+
+def _task_event(event: Event) -> TaskEvent:
+    from cc_executor.api.events import event_from_params
+
+    return event_from_params(event.method, {"execution_id": event.execution_id, **event.params})
 
 
 def exit_code_for_result(result: TaskResult) -> int:

@@ -1,7 +1,10 @@
 """``cc-executor run COMMAND``: run one command on the daemon, streaming its output live.
 
 ``cc-executor run --claude PROMPT`` runs a Claude task instead (through the Python task API,
-rendered by :mod:`cc_executor.cli.claude_view`): a live view, the answer on stdout.
+rendered by :mod:`cc_executor.cli.claude_view`): a live view, the answer on stdout. A simple
+``claude -p ...`` command line (one the daemon runs with stream-json output, see
+:func:`~cc_executor.agents.shell.parse_claude_command`) gets the same view, switched on by the
+daemon's ``agent.event``s (:class:`~cc_executor.cli.claude_view.ClaudeCommandView`).
 
 Stdout and stderr are written to this process's stdout and stderr as raw bytes, exactly as the
 child wrote them; ``--json`` prints every notification as one JSON line instead. The exit code is
@@ -16,11 +19,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Protocol
 
 import orjson
 import typer
 
+from cc_executor.agents.shell import parse_claude_command
 from cc_executor.cli.console import (
     EXIT_DAEMON_UNREACHABLE,
     EXIT_FAILURE,
@@ -67,6 +71,12 @@ def exit_code_for(completed: Completed) -> int:
     return 0 if completed.status == "completed" else EXIT_FAILURE
 
 
+class Renderer(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+    def finish(self, completed: Completed) -> None: ...
+
+
 class _Renderer:
     """Writes events to the terminal: raw bytes, or JSON lines."""
 
@@ -87,11 +97,28 @@ class _Renderer:
         elif isinstance(event, ProcessError):
             err_console.print(f"cc-executor: {event.error}", markup=False)
 
+    def finish(self, completed: Completed) -> None:
+        pass
 
-async def _stream(handle: ExecutionHandle, render: _Renderer) -> Completed:
+
+def _renderer(command: str | None, json_lines: bool) -> Renderer:
+    """The live Claude view for a ``claude -p`` command the daemon runs as stream-json."""
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    if command is not None and not json_lines:
+        parsed = parse_claude_command(command)
+        if parsed is not None and parsed.stream_json:
+            from cc_executor.cli.claude_view import ClaudeCommandView
+
+            return ClaudeCommandView(stdout, stderr)
+    return _Renderer(json_lines, stdout, stderr)
+
+
+async def _stream(handle: ExecutionHandle, render: Renderer) -> Completed:
     async for event in handle:
         render(event)
-    return await handle.wait()
+    completed = await handle.wait()
+    render.finish(completed)
+    return completed
 
 
 async def _cancel_on_interrupt(
@@ -115,7 +142,7 @@ async def _run(
     timeout: float | None,  # noqa: ASYNC109 - the daemon's limit, not a wait bound
     idle_timeout: float | None,
     cwd: Path,
-    render: _Renderer,
+    render: Renderer,
 ) -> int:
     from cc_executor.server.daemon import probe_host
 
@@ -228,11 +255,12 @@ def run(
         )
     if local or model:
         fail("--local and --model need --claude")
-    render = _Renderer(json_output, sys.stdout.buffer, sys.stderr.buffer)
+    command_line = " ".join(command) if shell else None
+    render = _renderer(command_line, json_output)
     code = asyncio.run(
         _run(
             settings,
-            command=" ".join(command) if shell else None,
+            command=command_line,
             argv=None if shell else list(command),
             timeout=timeout,
             idle_timeout=idle_timeout,

@@ -107,7 +107,12 @@ def _now() -> datetime:
 
 
 class ClaudeRunPolicy:
-    """One per execution. ``argv_for_prompt`` is None when the caller owns the prompt."""
+    """One per execution. ``argv_for_prompt`` is None when the caller owns the prompt.
+
+    ``may_print_text``: the run may print plain text instead of stream-json (a ``claude``
+    command whose output format we did not choose); its non-JSON lines are then not reported
+    as ``invalid_json`` events.
+    """
 
     def __init__(
         self,
@@ -115,14 +120,14 @@ class ClaudeRunPolicy:
         *,
         prompt: str | None = None,
         argv_for_prompt: Callable[[str], list[str]] | None = None,
-        shell_command: bool = False,
+        may_print_text: bool = False,
         clock: Callable[[], datetime] = _now,
         local_tz: tzinfo = UTC,
     ) -> None:
         self.limits = limits
         self._prompt = prompt
         self._argv_for_prompt = argv_for_prompt
-        self._shell_command = shell_command
+        self._may_print_text = may_print_text
         self._clock = clock
         self._local_tz = local_tz
         self._host: AttemptHost | None = None
@@ -205,11 +210,11 @@ class ClaudeRunPolicy:
 
     def _event(self, event: AgentEvent) -> None:
         if (
-            self._shell_command
+            self._may_print_text
             and event.kind is EventKind.INVALID_JSON
             and not event.raw.lstrip().startswith("{")
         ):
-            return  # plain text from a `claude` run without stream-json: process.output has it
+            return  # plain text from a `claude` command without stream-json: in process.output
         if self._parser.session_id:
             self.session_id = self._parser.session_id
         if event.kind in _SIGNAL_KINDS or (

@@ -1,7 +1,8 @@
 """From an ``execute`` request (or a Python call) to the :class:`ExecutionSpec` the supervisor runs.
 
 Owns the choice between a plain command, an argv, an agent run (``agent: "claude"`` +
-``prompt``) and a shell command whose program is ``claude``, and for the Claude kinds: the
+``prompt``) and a command whose program is ``claude`` (run as an argv in its simple form,
+through the shell otherwise; see :func:`claude_command_spec`), and for the Claude kinds: the
 executable (found at request time, so installing it later needs no restart), the argv
 (``build_argv``, never a shell string), the child environment (``child_env``: the parent
 session's variables and our token removed, the marker added; ``CLAUDE_CODE_MAX_RETRIES`` set to
@@ -29,7 +30,8 @@ from cc_executor.agents import (
     is_claude_command,
     shell_argv,
 )
-from cc_executor.errors import InvalidParams
+from cc_executor.agents.shell import ClaudeCommand, parse_claude_command
+from cc_executor.errors import InvalidParams, ServiceError
 from cc_executor.protocol.models import ExecuteParams
 from cc_executor.scheduler.agent_run import ClaudeRunPolicy, LimitConfig
 from cc_executor.scheduler.retry import BackoffConfig
@@ -188,17 +190,34 @@ def claude_command_spec(
     execution_id: str | None = None,
     metadata: Mapping[str, object] | None = None,
 ) -> ExecutionSpec:
-    """A shell ``command`` running ``claude``: run as given (never rewritten), parsed, retried.
+    """A ``command`` running ``claude``: the simple form as an argv, anything else via the shell.
 
-    The command string is not changed, so its output is stream-json only if the caller asked
-    for it (``--output-format stream-json --verbose``); plain text lines produce no
-    ``agent.event``. Token-limit retries need the prompt, which we do not own here: none.
+    The simple form (:func:`~cc_executor.agents.shell.parse_claude_command`: ``[VAR=value ...]
+    claude ... -p ...`` with nothing a shell would expand) runs without a shell, as the words
+    the shell would have produced, plus ``--output-format stream-json --verbose`` right after
+    the program name when the user chose no output format; ``VAR=value`` words go into the
+    environment. So it gets ``agent.event``s, and token-limit retries when its prompt word is
+    known. Every other command runs through the shell exactly as given (we never rewrite shell
+    syntax): parsed and retried, but stream-json only if the caller asked for it, and without
+    token-limit retries (we do not own its prompt). ``display_command`` is ``command`` either
+    way.
     """
+    base_env = _agent_env(env, config)
+    parsed = parse_claude_command(command)
+    program = _command_program(parsed, config, base_env) if parsed is not None else None
+    policy: ClaudeRunPolicy
+    if parsed is None or program is None:
+        argv = shell_argv(shell, command)
+        policy = ClaudeRunPolicy(config.limits, may_print_text=True)
+    else:
+        argv = parsed.run_argv(program)
+        base_env.update(parsed.env)  # `VAR=value claude ...`: for claude, over the request's
+        policy = _command_policy(parsed, program, config)
     return ExecutionSpec(
-        argv=shell_argv(shell, command),
+        argv=argv,
         display_command=command,
         cwd=cwd,
-        env=_agent_env(env, config),
+        env=base_env,
         timeout=timeout,
         idle_timeout=idle_timeout if idle_timeout is not None else config.idle_timeout_s,
         timeout_includes_paused=timeout_includes_paused,
@@ -207,7 +226,44 @@ def claude_command_spec(
         metadata=dict(metadata or {}),
         agent=CLAUDE_AGENT,
         env_hook=_claude_env,
-        attempt_policy=ClaudeRunPolicy(config.limits, shell_command=True),
+        attempt_policy=policy,
+    )
+
+
+def _command_program(
+    parsed: ClaudeCommand, config: ClaudeRunConfig, env: Mapping[str, str]
+) -> str | None:
+    """The executable of a simple ``claude`` command; ``None``: leave the lookup to the shell.
+
+    A path (``./node_modules/.bin/claude``) runs as written, like the shell would. A bare
+    ``claude`` is the daemon's Claude, as for ``agent: "claude"``: the
+    ``CC_EXECUTOR_CLAUDE_PATH`` setting, else the child's ``PATH``.
+    """
+    if "/" in parsed.program:
+        return parsed.program
+    search_path = parsed.env.get("PATH") or env.get("PATH") or config.search_path
+    try:
+        return find_claude(config.claude_path, search_path=search_path)
+    except ServiceError:
+        return None  # the shell reports "command not found" as it always did
+
+
+def _command_policy(
+    parsed: ClaudeCommand, program: str, config: ClaudeRunConfig
+) -> ClaudeRunPolicy:
+    prompt = parsed.prompt
+    if prompt is None or not prompt.strip():
+        return ClaudeRunPolicy(config.limits, may_print_text=not parsed.stream_json)
+
+    def argv_for(text: str) -> list[str]:
+        # The amended prompt starts like the user's, so it cannot turn into an option.
+        return parsed.run_argv(program, prompt=text)
+
+    return ClaudeRunPolicy(
+        config.limits,
+        prompt=prompt,
+        argv_for_prompt=argv_for,
+        may_print_text=not parsed.stream_json,
     )
 
 

@@ -1,0 +1,159 @@
+"""Head-to-head A/B: the daemon of another source tree against this one, in the same rounds.
+
+Starts two daemons (``--before-src`` first on ``PYTHONPATH`` for one of them) and interleaves
+direct / before / after in every round, alternating the order, so machine noise hits all three
+alike. Both daemons are alive throughout, so every ``/proc`` scan sees twice the processes (cancel
+is slower here than in ``bench.py``).
+
+    cp -r src /tmp/before-src    # before changing anything
+    python bench/ab.py --before-src /tmp/before-src/src tp20 --rounds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import bench
+import psutil
+
+Timed = Callable[[], Awaitable[float]]
+
+
+def _direct(metric: str) -> Timed:
+    async def concurrent() -> float:
+        t0 = time.perf_counter()
+        procs = await asyncio.gather(
+            *(
+                asyncio.create_subprocess_exec("sleep", "1", stdout=bench.PIPE, stderr=bench.PIPE)
+                for _ in range(200)
+            )
+        )
+        await asyncio.gather(*(p.communicate() for p in procs))
+        return time.perf_counter() - t0
+
+    async def cancel() -> float:
+        proc = await asyncio.create_subprocess_exec(
+            *bench.TREE, stdout=bench.PIPE, stderr=bench.PIPE, start_new_session=True
+        )
+        members = await bench._tree_up(proc.pid)
+        t0 = time.perf_counter()
+        os.killpg(proc.pid, signal.SIGTERM)
+        for p in members:
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if os.getpgid(p.pid) != proc.pid:
+                    p.terminate()
+        await proc.communicate()
+        await bench._until_gone(members)
+        return time.perf_counter() - t0
+
+    async def tp20() -> float:
+        t0 = time.perf_counter()
+        await bench.direct_run(bench.zero_argv(20_000_000))
+        return time.perf_counter() - t0
+
+    async def first_byte() -> float:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "echo", "hi", stdout=bench.PIPE, stderr=bench.PIPE
+        )
+        assert proc.stdout is not None
+        await proc.stdout.read(1)
+        elapsed = time.perf_counter() - t0
+        await proc.communicate()
+        return elapsed
+
+    return {"concurrent": concurrent, "cancel": cancel, "tp20": tp20, "first_byte": first_byte}[
+        metric
+    ]
+
+
+def _daemon(metric: str, s: bench.Session) -> Timed:
+    async def concurrent() -> float:
+        t0 = time.perf_counter()
+        started = await asyncio.gather(*(s.execute(["sleep", "1"]) for _ in range(200)))
+        await asyncio.gather(*(s.drain(r["execution_id"]) for r in started))
+        return time.perf_counter() - t0
+
+    async def cancel() -> float:
+        started = await s.execute(bench.TREE)
+        eid = started["execution_id"]
+        members = await bench._tree_up(started["pid"])
+        t0 = time.perf_counter()
+        await s.call("control", {"type": "CANCEL", "execution_id": eid})
+        await s.drain(eid)
+        await bench._until_gone(members)
+        return time.perf_counter() - t0
+
+    async def tp20() -> float:
+        t0 = time.perf_counter()
+        await s.run(bench.zero_argv(20_000_000))
+        return time.perf_counter() - t0
+
+    async def first_byte() -> float:
+        t0 = time.perf_counter()
+        eid = (await s.execute(["echo", "hi"]))["execution_id"]
+        await s.first_output(eid)
+        elapsed = time.perf_counter() - t0
+        await s.drain(eid)
+        return elapsed
+
+    return {"concurrent": concurrent, "cancel": cancel, "tp20": tp20, "first_byte": first_byte}[
+        metric
+    ]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("metric", choices=["concurrent", "cancel", "tp20", "first_byte"])
+    parser.add_argument("--before-src", required=True, help="the other tree's src/ directory")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        before = bench.Daemon(Path(tmp) / "b", extra_env={"PYTHONPATH": args.before_src})
+        after = bench.Daemon(Path(tmp) / "a")
+        try:
+            sb, sa = await before.connect(), await after.connect()
+            order = [
+                ("direct", _direct(args.metric)),
+                ("before", _daemon(args.metric, sb)),
+                ("after", _daemon(args.metric, sa)),
+            ]
+            times: dict[str, list[float]] = {name: [] for name, _ in order}
+            for _ in range(2):  # warm all three
+                for _, run in order:
+                    await run()
+            for i in range(args.rounds):
+                for name, run in order if i % 2 == 0 else order[::-1]:
+                    times[name].append(await run())
+            med = {name: statistics.median(values) for name, values in times.items()}
+
+            def ratio(name: str) -> float:
+                if args.metric == "tp20":
+                    return med["direct"] / med[name]
+                return med[name] / med["direct"]
+
+            print(
+                f"{args.metric}: direct {med['direct'] * 1e3:.2f} ms"
+                f"  before {med['before'] * 1e3:.2f} ms ({ratio('before'):.2f}x)"
+                f"  after {med['after'] * 1e3:.2f} ms ({ratio('after'):.2f}x)"
+                f"  rounds {args.rounds}",
+                flush=True,
+            )
+            await sb.close()
+            await sa.close()
+        finally:
+            after.stop()
+            before.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -9,6 +9,7 @@ and is reported as ``<role> <pid>``; ``ready`` is printed once the whole tree ex
 * ``background``: a child in the group keeps stdout open; the leader exits 0 after ``ready``.
 
 With ``--ignore-term`` every process of the tree ignores SIGTERM (only SIGKILL ends it).
+With ``--tick`` the leader prints ``tick`` every TICK_S seconds instead of sleeping silently.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 
 LIFETIME_S = 60.0  # far longer than any test: only a kill ends these processes
+TICK_S = 0.05  # output often enough that a test sees it flow again after RESUME
 
 
 def _sleep_forever() -> None:
@@ -66,6 +68,11 @@ def main() -> None:
         raise SystemExit(f"unknown mode {mode!r}")
     print("ready", flush=True)
     if mode in ("setsid-exit", "background"):
+        return
+    if "--tick" in sys.argv[2:]:
+        for _ in range(int(LIFETIME_S / TICK_S)):
+            time.sleep(TICK_S)
+            print("tick", flush=True)
         return
     time.sleep(LIFETIME_S)
 

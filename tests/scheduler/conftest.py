@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from cc_executor.scheduler import BackoffConfig, ClaudeRunConfig, LimitConfig
-from cc_executor.supervisor import Supervisor
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
-TEST_GRACE_S = 0.5
 # Small waits so retries take milliseconds; the logic is the same as with the defaults.
 FAST_LIMITS = LimitConfig(
     result_grace_s=0.3,
@@ -37,14 +33,3 @@ def fake_claude(tmp_path: Path) -> Path:
 @pytest.fixture
 def claude_config(fake_claude: Path) -> ClaudeRunConfig:
     return ClaudeRunConfig(claude_path=str(fake_claude), limits=FAST_LIMITS)
-
-
-@pytest.fixture
-async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
-    async with Supervisor(
-        shell="/bin/sh",
-        terminate_grace_s=TEST_GRACE_S,
-        spool_dir=tmp_path / "spool",
-        base_env=dict(os.environ),
-    ) as sup:
-        yield sup

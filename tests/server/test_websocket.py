@@ -98,12 +98,11 @@ async def test_stderr_is_kept_apart(daemon: Any) -> None:
     assert run.completed["exit_code"] == 3
 
 
-async def test_timeout_kills_and_reports_partial_output(daemon: Any) -> None:
-    code = "import sys,time; print('partial', flush=True); time.sleep(60)"
+async def test_timeout_kills_and_reports_partial_output(daemon: Any, program: Any) -> None:
     async with daemon.session() as peer:
-        run = await peer.run({"argv": py(code), "timeout": 1})
+        run = await peer.run({"argv": program("ticker.py", "60", "1"), "timeout": 1})
         status = await peer.call("status", {"execution_id": run.execution_id})
-    assert run.output() == b"partial\n"
+    assert run.output() == b"tick 0\n"
     assert run.completed["status"] == "timeout"
     assert run.completed["execution_time"] < 10
     assert status["state"] == "timeout"
@@ -121,19 +120,11 @@ async def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-GROUP_SCRIPT = (
-    "import subprocess,sys\n"
-    "cmd=[sys.executable,'-c','import time; time.sleep(60)']\n"
-    "kids=[subprocess.Popen(cmd) for _ in range(2)]\n"
-    "print('ready', flush=True)\n"
-    "import time\n"
-    "while True: time.sleep(0.05); print('tick', flush=True)\n"
-)
-
-
-async def test_pause_stops_every_member_resume_continues_cancel_kills(daemon: Any) -> None:
+async def test_pause_stops_every_member_resume_continues_cancel_kills(
+    daemon: Any, program: Any
+) -> None:
     async with daemon.session() as peer:
-        started = await peer.call("execute", {"argv": py(GROUP_SCRIPT)})
+        started = await peer.call("execute", {"argv": program("tree.py", "group", "--tick")})
         eid, pgid = started["execution_id"], started["pgid"]
         while True:
             event = await peer.next_event(eid)
@@ -173,21 +164,17 @@ async def test_pause_stops_every_member_resume_continues_cancel_kills(daemon: An
     assert alive(processes_with_marker(eid)) == []
 
 
-ESCAPE_SCRIPT = (
-    "import os,subprocess,sys\n"
-    "p=subprocess.Popen([sys.executable,'-c','import os,time; os.setsid(); time.sleep(120)'],"
-    " start_new_session=True)\n"
-    "print(p.pid, flush=True)\n"
-    "import time; time.sleep(120)\n"
-)
-
-
-async def test_cancel_kills_grandchild_that_escaped_with_setsid(daemon: Any) -> None:
+async def test_cancel_kills_grandchild_that_escaped_with_setsid(daemon: Any, program: Any) -> None:
     async with daemon.session() as peer:
-        started = await peer.call("execute", {"argv": py(ESCAPE_SCRIPT)})
+        started = await peer.call("execute", {"argv": program("tree.py", "setsid")})
         eid = started["execution_id"]
-        event = await peer.wait_for(eid, "process.output")
-        escaped = psutil.Process(int(event["params"]["data"].split()[0]))
+        text = ""
+        while "ready\n" not in text:
+            text += (await peer.wait_for(eid, "process.output"))["params"]["data"]
+        escaped_pid = next(
+            int(line.split()[1]) for line in text.splitlines() if line.startswith("escaped ")
+        )
+        escaped = psutil.Process(escaped_pid)
         assert os.getpgid(escaped.pid) != started["pgid"]
         await peer.call("control", {"type": "CANCEL", "execution_id": eid})
         done = await peer.wait_for(eid, "process.completed")

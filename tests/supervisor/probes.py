@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import psutil
+from tests.polling import poll_until
 
 from cc_executor.supervisor import Execution
 from cc_executor.supervisor.process import find_marked_processes
@@ -100,9 +101,4 @@ def marked_alive(execution_id: str) -> list[int]:
 
 async def eventually(predicate: Callable[[], bool], what: str, within: float = WAIT_S) -> None:
     """Bounded poll for an OS state with no notification (e.g. a process being stopped)."""
-    try:
-        async with asyncio.timeout(within):
-            while not predicate():  # noqa: ASYNC110 (the kernel sends no event for this)
-                await asyncio.sleep(POLL_S)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {within}s waiting for {what}") from None
+    await poll_until(predicate, timeout=within, what=what)

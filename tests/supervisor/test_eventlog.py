@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.polling import poll_until
 
 from cc_executor.supervisor import eventlog as eventlog_module
 from cc_executor.supervisor.eventlog import Event, EventLog, Gap
@@ -172,9 +173,11 @@ async def test_close_spills_the_tail_later_not_on_the_way_to_completion(
     events = _fill(log, 200, size=1000)  # ~200 KB, more than CLOSED_MEMORY_BYTES
     log.close()
     assert log.memory_bytes_used > eventlog_module.CLOSED_MEMORY_BYTES  # not yet
-    async with asyncio.timeout(WAIT_S):
-        while log.memory_bytes_used > eventlog_module.CLOSED_MEMORY_BYTES:  # noqa: ASYNC110 (a timer)
-            await asyncio.sleep(0.005)
+    await poll_until(
+        lambda: log.memory_bytes_used <= eventlog_module.CLOSED_MEMORY_BYTES,
+        timeout=WAIT_S,
+        what="the closed log's tail spilled by its timer",
+    )
     assert log.disk_bytes_used > 0
     replayed = list(log.events_after(0))
     assert [e.frame for e in replayed if isinstance(e, Event)] == [e.frame for e in events]

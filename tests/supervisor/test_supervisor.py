@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.supervisor.conftest import TEST_GRACE_S
+from tests.conftest import TEST_GRACE_S
 from tests.supervisor.probes import (
     alive,
     eventually,

@@ -22,13 +22,19 @@ from cc_executor.agents.claude_failures import (
     parse_reset_time,
 )
 from cc_executor.agents.claude_stream import AgentEvent, EventKind, StreamJsonParser
-from cc_executor.agents.shell import is_claude_command, shell_argv
+from cc_executor.agents.shell import (
+    ClaudeCommand,
+    is_claude_command,
+    parse_claude_command,
+    shell_argv,
+)
 
 __all__ = [
     "CLAUDE_PATH_SETTING",
     "EXECUTION_ID_ENV",
     "AgentEvent",
     "ClaudeAdapter",
+    "ClaudeCommand",
     "ClaudeOptions",
     "EventKind",
     "Failure",
@@ -40,6 +46,7 @@ __all__ = [
     "classify_failure",
     "find_claude",
     "is_claude_command",
+    "parse_claude_command",
     "parse_reset_time",
     "shell_argv",
 ]

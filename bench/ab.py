@@ -7,6 +7,8 @@ is slower here than in ``bench.py``).
 
     cp -r src /tmp/before-src    # before changing anything
     python bench/ab.py --before-src /tmp/before-src/src tp20 --rounds 15
+    cp -r src /tmp/after-src     # optional: keep editing while the A/B runs on a snapshot
+    python bench/ab.py --before-src /tmp/before-src/src --after-src /tmp/after-src/src cancel
 """
 
 from __future__ import annotations
@@ -115,11 +117,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("metric", choices=["concurrent", "cancel", "tp20", "first_byte"])
     parser.add_argument("--before-src", required=True, help="the other tree's src/ directory")
+    parser.add_argument(
+        "--after-src",
+        default=None,
+        help="a snapshot of this tree's src/ (default: the installed package, i.e. this tree)",
+    )
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         before = bench.Daemon(Path(tmp) / "b", extra_env={"PYTHONPATH": args.before_src})
-        after = bench.Daemon(Path(tmp) / "a")
+        after = bench.Daemon(
+            Path(tmp) / "a",
+            extra_env={"PYTHONPATH": args.after_src} if args.after_src else None,
+        )
         try:
             sb, sa = await before.connect(), await after.connect()
             order = [

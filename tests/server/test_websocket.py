@@ -400,3 +400,21 @@ async def test_a_consumer_that_stops_reading_never_holds_the_child_back(daemon: 
         await slow.wait_for(eid, "process.completed", stalled)
     assert stalled.seqs == watched.seqs
     assert stalled.output() == watched.output()
+
+
+def test_live_started_forgets_finished_executions() -> None:
+    # One `execute` calls live_started(); it must stay proportional to what is live, not to
+    # everything the connection ever started.
+    from types import SimpleNamespace
+
+    from cc_executor.server.websocket import Connection
+
+    executions = {
+        "live": SimpleNamespace(id="live", finished=False),
+        "done": SimpleNamespace(id="done", finished=True),
+    }
+    sup = SimpleNamespace(find=executions.get)
+    conn = Connection(websocket=None, supervisor=sup, max_executions=4)  # type: ignore[arg-type]
+    conn.started.update({"live", "done", "forgotten"})
+    assert [e.id for e in conn.live_started()] == ["live"]
+    assert conn.started == {"live"}

@@ -303,3 +303,15 @@ async def test_cancelled_owner_kills_synchronously(tmp_path: Path, program: Prog
         task.cancel()
     await eventually(lambda: not any(alive(p) for p in seen), "every process gone")
     assert marked_alive(ids[0]) == []
+
+
+async def test_program_errors_come_from_the_spawn_with_the_same_messages(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParams, match="not found on the child's PATH") as info:
+        await supervisor.execute(ExecutionSpec(argv=["no-such-program-cc-executor"]))
+    assert info.value.data == {"program": "no-such-program-cc-executor"}
+    with pytest.raises(InvalidParams, match=r"program '\./nope' not found$"):
+        await supervisor.execute(ExecutionSpec(argv=["./nope"], cwd=tmp_path))
+    assert supervisor.running_count == 0
+    assert supervisor.list() == []

@@ -23,7 +23,7 @@ from loguru import logger
 from starlette.responses import JSONResponse
 
 from cc_executor import __version__
-from cc_executor.errors import ExecutionNotFound, InvalidParams, LimitReached
+from cc_executor.errors import InvalidParams, LimitReached
 from cc_executor.protocol import (
     OUTPUT_CHUNK_MAX_BYTES,
     PROTOCOL_VERSION,
@@ -77,14 +77,22 @@ class Connection:
             await self.websocket.send_text(frame)
 
     def live_started(self) -> list[Execution]:
+        """What this connection started that is still running; forgets the finished ones.
+
+        A finished execution never runs again, so dropping it from ``started`` here keeps every
+        call (one per ``execute``) proportional to what is live, not to the connection's history.
+        """
         live = []
+        done = []
+        find = self.supervisor.find
         for eid in self.started:
-            try:
-                execution = self.supervisor.get(eid)
-            except ExecutionNotFound:
-                continue
-            if not execution.finished:
+            execution = find(eid)
+            if execution is None or execution.finished:
+                done.append(eid)
+            else:
                 live.append(execution)
+        for eid in done:
+            self.started.discard(eid)
         return live
 
     def follow(self, execution: Execution, after_seq: int) -> None:

@@ -71,6 +71,22 @@ EnvHook = Callable[[dict[str, str], str], dict[str, str]]
 """``(composed child env, execution id) -> env``: an agent's last word on its environment."""
 
 
+def program_error(program: str, exc: OSError) -> InvalidParams:
+    """The ``InvalidParams`` for an exec that failed because of the program.
+
+    ``FileNotFoundError``/``NotADirectoryError``: not found (on the child's PATH for a bare name,
+    relative to the child's cwd for a path); ``PermissionError``: not executable (no x bit, a
+    directory, a non-executable file first on the PATH).
+    """
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        if "/" in program:
+            return InvalidParams(f"program {program!r} not found", program=program)
+        return InvalidParams(f"program {program!r} not found on the child's PATH", program=program)
+    if isinstance(exc, PermissionError):
+        return InvalidParams(f"program {program!r} is not executable", program=program)
+    return InvalidParams(f"cannot run {program!r}: {exc.strerror or exc}", program=program)
+
+
 @dataclass(slots=True)
 class ExecutionSpec:
     """What to run and how; built by the doors (from ``execute`` params) or by the agents."""
@@ -224,9 +240,7 @@ class Execution:
                 on_output=self._on_output,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            raise InvalidParams(
-                f"cannot run {argv[0]!r}: {exc.strerror or exc}", execution_id=self.id
-            ) from None
+            raise program_error(argv[0], exc) from None
         except OSError as exc:
             raise ServiceError(
                 f"spawn of {argv[0]!r} failed: {exc}", execution_id=self.id

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import os
-import shutil
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -241,6 +239,10 @@ class Supervisor:
             )
         return execution
 
+    def find(self, execution_id: str) -> Execution | None:
+        """The execution with this id, or ``None`` (no exception: for hot paths)."""
+        return self._executions.get(ExecutionId(execution_id))
+
     def __contains__(self, execution_id: object) -> bool:
         return execution_id in self._executions
 
@@ -308,22 +310,6 @@ def _validate(spec: ExecutionSpec, env: Mapping[str, str]) -> None:
     cwd = Path(spec.cwd) if spec.cwd is not None else None
     if cwd is not None and not cwd.is_dir():
         raise InvalidParams(f"cwd {str(cwd)!r} does not exist or is not a directory", cwd=str(cwd))
-    _check_program(spec.argv[0], cwd, env)
-
-
-def _check_program(program: str, cwd: Path | None, env: Mapping[str, str]) -> None:
-    if "/" in program:
-        # exec resolves a relative path against the child's cwd, so check it there.
-        path = Path(program) if cwd is None else cwd / program
-        if not path.exists():
-            raise InvalidParams(f"program {program!r} not found", program=program)
-    else:
-        # Python's exec searches the *child's* PATH, so this looks where the child will look.
-        found = shutil.which(program, path=env.get("PATH", os.defpath))
-        if found is None:
-            raise InvalidParams(
-                f"program {program!r} not found on the child's PATH", program=program
-            )
-        path = Path(found)
-    if path.is_dir() or not os.access(path, os.X_OK):
-        raise InvalidParams(f"program {program!r} is not executable", program=program)
+    # The program itself is not looked up here (a PATH walk per request): exec searches the
+    # child's PATH (or resolves a relative path against the child's cwd) anyway, and the spawn
+    # maps ENOENT/EACCES to the same InvalidParams (``execution.program_error``).

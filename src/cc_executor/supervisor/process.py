@@ -368,13 +368,17 @@ def _read_proc_file(path: str, size: int) -> bytes | None:
     return data
 
 
-def _scan_marked(markers: frozenset[bytes], names: Iterable[str]) -> dict[bytes, list[int]]:
+def _scan_marked(
+    markers: frozenset[bytes], names: Iterable[str], unread: set[str] | None = None
+) -> dict[bytes, list[int]]:
     """``marker -> pids`` for the processes among ``names`` (``/proc`` entries) carrying one.
 
     One pass serves any number of markers: each ``/proc/<pid>/environ`` is read raw once and its
     ``MARKER_ENV`` value looked up in ``markers`` (psutil's per-process objects and environ
-    parsing cost about 5x more). A zombie's environ reads as empty: never matched. Safe to run in
-    a worker thread (it only reads ``/proc``).
+    parsing cost about 5x more). A zombie's environ reads as empty: never matched. So does a
+    process caught in the middle of ``exec`` (its old memory is gone, the new not yet readable):
+    the names whose environ read empty are added to ``unread`` so a later round reads them again.
+    Safe to run in a worker thread (it only reads ``/proc``).
     """
     prefix = _MARKER_PREFIX
     me = os.getpid()
@@ -387,6 +391,8 @@ def _scan_marked(markers: frozenset[bytes], names: Iterable[str]) -> dict[bytes,
             continue
         data = _read_proc_file(f"{_PROC}/{name}/environ", _ENVIRON_READ)
         if not data:
+            if unread is not None:
+                unread.add(name)
             continue
         data = b"\0" + data
         start = data.find(prefix)
@@ -404,8 +410,11 @@ def _scan_marked(markers: frozenset[bytes], names: Iterable[str]) -> dict[bytes,
 
 
 def _scan_all(markers: frozenset[bytes]) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+    """The marked pids, and the ``/proc`` entries settled by this pass (read, not empty)."""
     names = os.listdir(_PROC)
-    return _scan_marked(markers, names), frozenset(names)
+    unread: set[str] = set()
+    found = _scan_marked(markers, names, unread)
+    return found, frozenset(names) - unread
 
 
 class Sweeper:
@@ -640,9 +649,10 @@ async def sweep(
 
     The first scan is a full pass shared with every other sweep asking at the same time
     (:class:`Sweeper`, in a worker thread). A later round only has to find what was forked since
-    the previous pass listed ``/proc``: processes that existed then without the marker cannot
-    have gained it, so it reads the environ of the new ``/proc`` entries only (a pid number is
-    reused only after the kernel's pid counter wraps, not within a sweep).
+    the previous pass listed ``/proc``: processes read then without the marker cannot have gained
+    it, so it reads the environ of the new ``/proc`` entries, and again those whose environ read
+    empty (zombies, or a process in the middle of ``exec``), only (a pid number is reused only
+    after the kernel's pid counter wraps, not within a sweep).
     """
     killed = 0
     pending_extra = list(extra)
@@ -656,8 +666,9 @@ async def sweep(
         else:
             names = frozenset(os.listdir(_PROC))
             key = os.fsencode(marker)
-            found = _scan_marked(frozenset((key,)), names - listed)
-            listed = names
+            unread: set[str] = set()
+            found = _scan_marked(frozenset((key,)), names - listed, unread)
+            listed = names - unread
             targets = _merge(_processes(found.get(key, ())), pending_extra)
         pending_extra = []
         if not targets:

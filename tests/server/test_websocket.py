@@ -418,3 +418,37 @@ def test_live_started_forgets_finished_executions() -> None:
     conn.started.update({"live", "done", "forgotten"})
     assert [e.id for e in conn.live_started()] == ["live"]
     assert conn.started == {"live"}
+
+
+async def test_send_ready_then_follow_sends_each_event_once_in_order() -> None:
+    # The read loop sends what the log holds right after the `execute` response, then hands
+    # over to a follower from the last seq it sent: no duplicate, no gap, even while the log
+    # grows during the inline sends and past the inline bound.
+    import asyncio
+    from types import SimpleNamespace
+
+    from cc_executor.server.websocket import INLINE_EVENTS_MAX, Connection
+    from cc_executor.supervisor.eventlog import EventLog
+
+    log = EventLog("e1")
+    sent: list[int] = []
+
+    class FakeSocket:
+        async def send_text(self, frame: str) -> None:
+            sent.append(orjson.loads(frame)["params"]["seq"])
+            if log.last_seq < 3 * INLINE_EVENTS_MAX:
+                log.append("process.output", {"n": log.last_seq})  # grows mid-send
+            await asyncio.sleep(0)
+
+    for n in range(INLINE_EVENTS_MAX + 4):
+        log.append("process.output", {"n": n})
+    execution = SimpleNamespace(id="e1", log=log)
+    conn = Connection(websocket=FakeSocket(), supervisor=None, max_executions=4)  # type: ignore[arg-type]
+    async with asyncio.TaskGroup() as tasks:
+        conn._tasks = tasks
+        await conn.send_ready_then_follow(execution, 0)  # type: ignore[arg-type]
+        assert sent == list(range(1, INLINE_EVENTS_MAX + 1))  # bounded inline part
+        await asyncio.sleep(0.01)
+        log.append("process.completed", {})
+        log.close()
+    assert sent == list(range(1, log.last_seq + 1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ CAPABILITIES: dict[str, Any] = {
     "encodings": ["utf-8", "base64"],
 }
 
+INLINE_EVENTS_MAX = 16
+"""Events :meth:`Connection.send_ready_then_follow` sends from the read loop before the follower."""
+
 
 @dataclass(eq=False)
 class Connection:
@@ -68,7 +71,7 @@ class Connection:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: set[str] = field(default_factory=set)
     followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    after_response: list[Callable[[], None]] = field(default_factory=list)
+    after_response: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: asyncio.TaskGroup | None = None
 
@@ -105,6 +108,26 @@ class Connection:
         self.followers[execution.id] = task
         eid = execution.id
         task.add_done_callback(lambda t: self._forget(eid, t))
+
+    async def send_ready_then_follow(self, execution: Execution, after_seq: int) -> None:
+        """Send what the log already holds past ``after_seq``, then :meth:`follow` from there.
+
+        Runs in the read loop right after the response, so the first events (``process.started``,
+        early output) do not wait for the follower task's first loop turn. Bounded: only events
+        present when called (at most :data:`INLINE_EVENTS_MAX`), and it stops at a gap; the
+        follower starts after the last seq sent here, so nothing is sent twice or skipped.
+        """
+        sent = after_seq
+        last = min(execution.log.last_seq, after_seq + INLINE_EVENTS_MAX)
+        if sent < last:
+            for item in execution.log.events_after(sent):
+                if isinstance(item, Gap) or item.seq > last:
+                    break
+                await self.send(item.frame)
+                sent = item.seq
+                if sent >= last:
+                    break
+        self.follow(execution, sent)
 
     def unfollow(self, execution_id: str) -> bool:
         task = self.followers.pop(execution_id, None)
@@ -174,7 +197,7 @@ async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
             )
     execution = await sup.execute(spec)
     conn.started.add(execution.id)
-    conn.after_response.append(lambda: conn.follow(execution, 0))
+    conn.after_response.append(lambda: conn.send_ready_then_follow(execution, 0))
     return {
         "execution_id": execution.id,
         "status": "started",
@@ -340,7 +363,9 @@ class WebSocketDoor:
                 await conn.send(frame)
             actions, conn.after_response = conn.after_response, []
             for action in actions:
-                action()
+                pending = action()
+                if pending is not None:
+                    await pending
 
     async def _cancel_started(self, conn: Connection) -> None:
         for execution in conn.live_started():

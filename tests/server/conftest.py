@@ -76,7 +76,7 @@ class Daemon:
 def run_daemon(tmp_path: Path, **overrides: Any) -> Iterator[Daemon]:
     settings = Settings(
         host="127.0.0.1",
-        port=free_port(),
+        port=overrides.pop("port", None) or free_port(),
         state_dir=tmp_path / "state",
         terminate_grace_s=overrides.pop("terminate_grace_s", 2.0),
         **overrides,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from loguru import logger
 
 from cc_executor import __version__
 from cc_executor.config import Settings
@@ -22,7 +24,7 @@ from cc_executor.server.websocket import WebSocketDoor, build_dispatcher
 from cc_executor.supervisor import Supervisor
 from cc_executor.tokens import load_or_create_token
 
-__all__ = ["child_base_env", "create_app", "resolve_token"]
+__all__ = ["child_base_env", "create_app", "remove_stale_spool", "resolve_token"]
 
 # Variables of the daemon's own environment that must never reach a child.
 _SECRET_ENV = ("CC_EXECUTOR_TOKEN",)
@@ -31,6 +33,17 @@ _SECRET_ENV = ("CC_EXECUTOR_TOKEN",)
 def child_base_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The daemon's environment as children inherit it: without the token."""
     return {k: v for k, v in environ.items() if k not in _SECRET_ENV}
+
+
+def remove_stale_spool(spool_dir: Path) -> int:
+    """Delete event spool files a previous daemon left behind (it crashed); returns the count."""
+    removed = 0
+    for leftover in spool_dir.glob("*.events"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        logger.warning("removed {} event spool file(s) left by a previous daemon", removed)
+    return removed
 
 
 def resolve_token(settings: Settings) -> str | None:
@@ -46,13 +59,17 @@ def create_app(settings: Settings) -> FastAPI:
     token = resolve_token(settings)
     hosts = allowed_host_names(settings.host, settings.port, settings.allowed_hosts)
     base_env = child_base_env(os.environ)
+    # One spool dir per daemon (state dir + port, which the pid-file lock makes unique), so the
+    # files a crashed predecessor left behind can be removed at start without touching another
+    # daemon's.
+    spool_dir = settings.state_dir / f"spool-{settings.port}"
     supervisor = Supervisor(
         shell=settings.shell,
         terminate_grace_s=settings.terminate_grace_s,
         max_executions=settings.max_executions,
         event_log_memory_bytes=settings.event_log_memory_bytes,
         event_log_max_bytes=settings.event_log_max_bytes,
-        spool_dir=settings.state_dir / "spool",
+        spool_dir=spool_dir,
         finished_executions_kept=settings.finished_executions_kept,
         base_env=base_env,
     )
@@ -71,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        remove_stale_spool(spool_dir)
         async with supervisor:
             yield
 

@@ -26,11 +26,10 @@ from rich.status import Status
 from rich.text import Text
 
 from cc_executor.cli.console import (
-    EXIT_DAEMON_UNREACHABLE,
     EXIT_FAILURE,
-    EXIT_PERMISSION,
     console,
     err_console,
+    exit_code_for_error,
 )
 from cc_executor.cli.run_cmd import EXIT_CANCELED, EXIT_TIMEOUT
 from cc_executor.client import AgentEvent, Completed, Event, Output, ProcessError
@@ -320,7 +319,6 @@ def run_claude(
     model: str | None = None,
 ) -> int:
     """Run one Claude task and render it; returns the exit code."""
-    from cc_executor.client import DaemonUnreachable, HandshakeRefused
     from cc_executor.errors import CCExecutorError
     from cc_executor.logging import configure_logging
 
@@ -338,14 +336,7 @@ def run_claude(
                 model=model,
             )
         )
-    except DaemonUnreachable as exc:
-        err_console.print(f"cc-executor: {exc} (or use --local)", markup=False)
-        return EXIT_DAEMON_UNREACHABLE
-    except HandshakeRefused as exc:
-        err_console.print(f"cc-executor: {exc}", markup=False)
-        return EXIT_PERMISSION
     except CCExecutorError as exc:
-        err_console.print(f"cc-executor: {type(exc).__name__}: {exc}", markup=False)
-        return EXIT_FAILURE
+        return exit_code_for_error(exc, unreachable_hint=" (or use --local)")
     except KeyboardInterrupt:
         return EXIT_CANCELED

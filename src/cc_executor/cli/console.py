@@ -9,7 +9,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from cc_executor.client import DaemonUnreachable, HandshakeRefused
 from cc_executor.config import Settings
+from cc_executor.errors import CCExecutorError
 
 __all__ = [
     "EXIT_DAEMON_UNREACHABLE",
@@ -20,6 +22,7 @@ __all__ = [
     "build_settings",
     "console",
     "err_console",
+    "exit_code_for_error",
     "fail",
 ]
 
@@ -46,3 +49,15 @@ def build_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         fail(f"invalid settings: {exc}", EXIT_USAGE)
+
+
+def exit_code_for_error(exc: CCExecutorError, *, unreachable_hint: str = "") -> int:
+    """Report a client-side error on stderr; the exit code that says what went wrong."""
+    if isinstance(exc, DaemonUnreachable):
+        err_console.print(f"cc-executor: {exc}{unreachable_hint}", markup=False)
+        return EXIT_DAEMON_UNREACHABLE
+    if isinstance(exc, HandshakeRefused):
+        err_console.print(f"cc-executor: {exc}", markup=False)
+        return EXIT_PERMISSION
+    err_console.print(f"cc-executor: {type(exc).__name__}: {exc}", markup=False)
+    return EXIT_FAILURE

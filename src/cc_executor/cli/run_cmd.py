@@ -26,19 +26,16 @@ import typer
 
 from cc_executor.agents.shell import parse_claude_command
 from cc_executor.cli.console import (
-    EXIT_DAEMON_UNREACHABLE,
     EXIT_FAILURE,
-    EXIT_PERMISSION,
     build_settings,
     err_console,
+    exit_code_for_error,
     fail,
 )
 from cc_executor.client import (
     Completed,
-    DaemonUnreachable,
     Event,
     ExecutionHandle,
-    HandshakeRefused,
     Output,
     ProcessError,
     WebSocketClient,
@@ -185,15 +182,8 @@ async def _run(
         return EXIT_CANCELED
     except asyncio.CancelledError:
         return EXIT_CANCELED
-    except DaemonUnreachable as exc:
-        err_console.print(f"cc-executor: {exc}", markup=False)
-        return EXIT_DAEMON_UNREACHABLE
-    except HandshakeRefused as exc:
-        err_console.print(f"cc-executor: {exc}", markup=False)
-        return EXIT_PERMISSION
     except CCExecutorError as exc:
-        err_console.print(f"cc-executor: {type(exc).__name__}: {exc}", markup=False)
-        return EXIT_FAILURE
+        return exit_code_for_error(exc)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
 

@@ -432,13 +432,16 @@ async def test_send_ready_then_follow_sends_each_event_once_in_order() -> None:
 
     log = EventLog("e1")
     sent: list[int] = []
+    grown = asyncio.Event()  # the fake has stopped appending: the log may be closed now
 
     class FakeSocket:
         async def send_text(self, frame: str) -> None:
             sent.append(orjson.loads(frame)["params"]["seq"])
             if log.last_seq < 3 * INLINE_EVENTS_MAX:
                 log.append("process.output", {"n": log.last_seq})  # grows mid-send
-            await asyncio.sleep(0)
+            else:
+                grown.set()
+            await asyncio.sleep(0)  # a real send yields to the loop; so does this one
 
     for n in range(INLINE_EVENTS_MAX + 4):
         log.append("process.output", {"n": n})
@@ -448,7 +451,8 @@ async def test_send_ready_then_follow_sends_each_event_once_in_order() -> None:
         conn._tasks = tasks
         await conn.send_ready_then_follow(execution, 0)  # type: ignore[arg-type]
         assert sent == list(range(1, INLINE_EVENTS_MAX + 1))  # bounded inline part
-        await asyncio.sleep(0.01)
-        log.append("process.completed", {})
+        async with asyncio.timeout(10):
+            await grown.wait()
+        log.append("process.completed", {})  # while the follower may still be catching up
         log.close()
     assert sent == list(range(1, log.last_seq + 1))

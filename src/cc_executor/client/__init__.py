@@ -6,7 +6,7 @@
         handle = await client.execute("echo Hello, World!")
         async for event in handle:
             ...
-        print(handle.completed)
+        completed = handle.completed  # Completed(status, exit_code, signal, execution_time)
 
     SyncWebSocketClient().execute_command("echo hi")  # {"success": True, "output_data": ...}
 """

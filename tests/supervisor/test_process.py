@@ -232,11 +232,13 @@ async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
     passes: list[frozenset[bytes]] = []
     real_scan = process_module._scan_all
 
-    def slow_scan(markers: frozenset[bytes]) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+    def slow_scan(
+        markers: frozenset[bytes], floor: int | None = None
+    ) -> tuple[dict[bytes, list[int]], frozenset[str]]:
         passes.append(markers)
         started.set()
         release.wait(WAIT_S)
-        return real_scan(markers)
+        return real_scan(markers, floor)
 
     monkeypatch.setattr(process_module, "_scan_all", slow_scan)
     sweeper_ = Sweeper(threaded=True)
@@ -303,3 +305,45 @@ async def test_output_pipes_are_widened() -> None:
             await group.wait()
         await group.kill_all()
         group.close()
+
+
+def test_pid_floor_is_the_leader_while_no_wrap_is_possible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {process_module._LAST_PID_FILE: b"5000\n", process_module._PID_MAX_FILE: b"4194304\n"}
+    monkeypatch.setattr(process_module, "_read_proc_file", lambda path, size: files.get(path))
+    now = process_module.time.monotonic()
+    assert process_module.pid_floor(4000, now) == 4000
+    # the allocator is below the leader again: it wrapped since the spawn
+    assert process_module.pid_floor(6000, now) is None
+    # long enough ago that even a million forks a second could have gone all the way round
+    assert process_module.pid_floor(4000, now - 10.0) is None
+    # a small pid_max wraps quickly: the same 10 ms is already too long
+    files[process_module._PID_MAX_FILE] = b"32768\n"
+    assert process_module.pid_floor(4000, now - 0.05) is None
+    # unreadable: scan everything
+    files.clear()
+    assert process_module.pid_floor(4000, now) is None
+
+
+async def test_a_sweep_with_a_floor_still_kills_what_started_after_the_leader() -> None:
+    marker = uuid.uuid4().hex
+    # an older process carrying the marker (pid below the floor) is, by the floor's premise,
+    # not ours: only processes created after the leader are read
+    older = await _marked_stray(marker)
+    leader = await asyncio.create_subprocess_exec("true")
+    await leader.wait()
+    newer = await _marked_stray(marker)
+    try:
+        floor = process_module.pid_floor(leader.pid, process_module.time.monotonic())
+        assert floor == leader.pid
+        assert older.pid < floor < newer.pid  # pids are handed out in increasing order
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(marker, floor=floor) == 1
+            assert await newer.wait() == -signal.SIGKILL
+        assert older.returncode is None
+    finally:
+        for proc in (older, newer):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

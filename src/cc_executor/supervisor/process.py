@@ -22,6 +22,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -63,6 +64,12 @@ PIPE_BYTES = 1024 * 1024  # stdout/stderr pipe buffer and read size (Linux defau
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _MARKER_PREFIX = b"\0" + MARKER_ENV.encode() + b"="
 _HAS_CHILDREN_FILES = os.path.exists(f"{_PROC}/self/task/{os.getpid()}/children")
+_LAST_PID_FILE = f"{_PROC}/sys/kernel/ns_last_pid"
+_PID_MAX_FILE = f"{_PROC}/sys/kernel/pid_max"
+# Far above what Linux sustains (tens of thousands of forks a second on large machines): bounds
+# how fast the pid allocator could go all the way round since a spawn.
+MAX_FORKS_PER_S = 1_000_000
+_RESERVED_PIDS = 300  # the allocator restarts here after wrapping at pid_max
 
 
 class _GroupProtocol(asyncio.SubprocessProtocol):
@@ -155,6 +162,7 @@ class ProcessGroup:
         # start_new_session=True makes the child call setsid() before exec, and Popen returns only
         # after exec succeeded, so the group exists and pgid == pid from here on.
         self.pgid: int = pid
+        self.spawned_at = time.monotonic()
         self._group_gone = False
 
     @classmethod
@@ -300,7 +308,7 @@ class ProcessGroup:
     async def kill_all(self, extra: Iterable[psutil.Process] = ()) -> None:
         """SIGKILL the group, then sweep escaped descendants (marker + ``extra``), bounded."""
         self.signal_group(signal.SIGKILL)
-        await sweep(self.marker, extra=extra)
+        await sweep(self.marker, extra=extra, floor=pid_floor(self.pid, self.spawned_at))
 
     def kill_now(self, extra: Iterable[psutil.Process] = ()) -> None:
         """Synchronous last resort (cancellation, shutdown): SIGKILL all, wait for nothing."""
@@ -318,6 +326,29 @@ class ProcessGroup:
 
 
 # --- finding and killing escaped descendants ---------------------------------------------------
+
+
+def pid_floor(leader_pid: int, spawned_at: float) -> int | None:
+    """A pid at or below which no process created after the leader can be, else ``None``.
+
+    Linux hands out pids in increasing order, wrapping at ``pid_max``. Every descendant of the
+    leader (and any process that could carry its marker) was created after it, so while the
+    allocator has not wrapped since the spawn, all of them have pids above the leader's and a
+    sweep need not read the environ of any process at or below it. Wrapping is ruled out when the
+    last pid handed out is still above the leader's and too little time has passed to go all the
+    way round (``MAX_FORKS_PER_S``); otherwise, or when the files cannot be read, ``None``: scan
+    everything.
+    """
+    try:
+        last_pid = int(_read_proc_file(_LAST_PID_FILE, 64) or b"")
+        pid_max = int(_read_proc_file(_PID_MAX_FILE, 64) or b"")
+    except ValueError:
+        return None
+    if last_pid < leader_pid:
+        return None  # wrapped since the spawn
+    if time.monotonic() - spawned_at >= (pid_max - _RESERVED_PIDS) / MAX_FORKS_PER_S:
+        return None  # could have wrapped all the way round
+    return leader_pid
 
 
 def find_marked_processes(marker: str) -> list[psutil.Process]:
@@ -409,11 +440,15 @@ def _scan_marked(
     return found
 
 
-def _scan_all(markers: frozenset[bytes]) -> tuple[dict[bytes, list[int]], frozenset[str]]:
-    """The marked pids, and the ``/proc`` entries settled by this pass (read, not empty)."""
+def _scan_all(
+    markers: frozenset[bytes], floor: int | None = None
+) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+    """The marked pids, and the ``/proc`` entries settled by this pass (read and not empty, or
+    at or below ``floor``: created before every leader asked about, see :func:`pid_floor`)."""
     names = os.listdir(_PROC)
+    candidates = names if floor is None else [n for n in names if not n.isdigit() or int(n) > floor]
     unread: set[str] = set()
-    found = _scan_marked(markers, names, unread)
+    found = _scan_marked(markers, candidates, unread)
     return found, frozenset(names) - unread
 
 
@@ -438,16 +473,26 @@ class Sweeper:
         self._threaded = threaded  # None: in a thread only when busy (see above)
         self._last_pass = -1e9
         self._wanted: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]] = {}
+        # Per wanted marker, the pid floor its pass may skip up to (None: read every process).
+        self._floors: dict[bytes, int | None] = {}
         self._runner: asyncio.Task[None] | None = None
         self.scans = 0  # passes run so far (tests and benchmarks read it)
 
-    async def find(self, marker: str) -> tuple[list[int], frozenset[str]]:
-        """Pids carrying ``marker`` and the ``/proc`` entries the pass listed."""
+    async def find(self, marker: str, floor: int | None = None) -> tuple[list[int], frozenset[str]]:
+        """Pids carrying ``marker`` and the ``/proc`` entries the pass settled.
+
+        ``floor`` (from :func:`pid_floor`): processes at or below it need not be read. A pass
+        serving several markers uses the lowest floor of them, or none if any has none.
+        """
         key = os.fsencode(marker)
         loop = asyncio.get_running_loop()
         waiter = self._wanted.get(key)
         if waiter is None:
             waiter = self._wanted[key] = loop.create_future()
+            self._floors[key] = floor
+        else:
+            previous = self._floors.get(key)
+            self._floors[key] = None if previous is None or floor is None else min(previous, floor)
         if self._runner is None:
             self._runner = loop.create_task(self._run())
         return await asyncio.shield(waiter)  # a cancelled caller must not fail the others
@@ -457,7 +502,11 @@ class Sweeper:
         try:
             while self._wanted:
                 batch, self._wanted = self._wanted, {}
-                await self._pass(batch)
+                floors, self._floors = self._floors, {}
+                wanted = [floors.get(key) for key in batch]
+                known = [v for v in wanted if v is not None]
+                floor = min(known) if len(known) == len(wanted) else None
+                await self._pass(batch, floor)
                 batch = {}
         finally:
             self._runner = None
@@ -468,7 +517,9 @@ class Sweeper:
                 self._wanted = {}
 
     async def _pass(
-        self, batch: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]]
+        self,
+        batch: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]],
+        floor: int | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         markers = frozenset(batch)
@@ -478,9 +529,9 @@ class Sweeper:
         self._last_pass = loop.time()
         try:
             if threaded:
-                found, names = await loop.run_in_executor(None, _scan_all, markers)
+                found, names = await loop.run_in_executor(None, _scan_all, markers, floor)
             else:
-                found, names = _scan_all(markers)
+                found, names = _scan_all(markers, floor)
         except Exception as exc:  # e.g. /proc unreadable: every waiter of this pass fails
             for waiter in batch.values():
                 if not waiter.done():
@@ -640,14 +691,19 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 async def sweep(
-    marker: str, *, extra: Iterable[psutil.Process] = (), wait_s: float = SWEEP_WAIT_S
+    marker: str,
+    *,
+    extra: Iterable[psutil.Process] = (),
+    wait_s: float = SWEEP_WAIT_S,
+    floor: int | None = None,
 ) -> int:
     """SIGKILL every marked process (and ``extra``), wait until they are gone; returns count.
 
     Repeats the scan (up to ``SWEEP_MAX_ROUNDS``) because a process may fork between the scan and
     its death. Zombies count as gone: they run no code and hold no pipe.
 
-    The first scan is a full pass shared with every other sweep asking at the same time
+    The first scan is a pass shared with every other sweep asking at the same time (reading only
+    processes above ``floor`` when :func:`pid_floor` could prove the older ones cannot be ours)
     (:class:`Sweeper`, in a worker thread). A later round only has to find what was forked since
     the previous pass listed ``/proc``: processes read then without the marker cannot have gained
     it, so it reads the environ of the new ``/proc`` entries, and again those whose environ read
@@ -661,7 +717,7 @@ async def sweep(
         if not _HAS_PROC:
             targets = _targets(marker, pending_extra)
         elif listed is None:
-            pids, listed = await sweeper().find(marker)
+            pids, listed = await sweeper().find(marker, floor)
             targets = _merge(_processes(pids), pending_extra)
         else:
             names = frozenset(os.listdir(_PROC))

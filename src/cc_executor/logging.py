@@ -85,24 +85,14 @@ def configure_logging(
     logger.remove()
     if isinstance(target, Path):
         target.parent.mkdir(parents=True, exist_ok=True)
-        logger.add(
-            target,
-            level=level.upper(),
-            format=HUMAN_FORMAT,
-            serialize=not human,
-            filter=mask,
-            enqueue=False,
-            colorize=False,
-        )
-    else:
-        logger.add(
-            target,
-            level=level.upper(),
-            format=HUMAN_FORMAT,
-            serialize=not human,
-            filter=mask,
-            colorize=human and _is_tty(target),
-        )
+    logger.add(
+        target,
+        level=level.upper(),
+        format=HUMAN_FORMAT,
+        serialize=not human,
+        filter=mask,
+        colorize=human and _is_tty(target),  # never for a file: _is_tty(Path) is False
+    )
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
     for name in _STDLIB_LOGGERS:
         stdlib_logger = logging.getLogger(name)

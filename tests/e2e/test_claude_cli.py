@@ -8,7 +8,6 @@ saying so, when it is missing. Every run is bounded by ``RUN_TIMEOUT_S`` and tal
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +50,6 @@ class Run:
     def result(self) -> AgentEvent:
         (result,) = self.of(EventKind.RESULT)
         return result
-
-
-@pytest.fixture
-def api() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
 
 
 def run_claude(

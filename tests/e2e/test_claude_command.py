@@ -34,12 +34,6 @@ FAST = {"retry_min_wait_s": 0.05, "retry_max_wait_s": 0.2, "terminate_grace_s": 
 
 
 @pytest.fixture
-def api() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     with run_daemon(tmp_path / "daemon", claude_path=CLAUDE, **FAST) as d:  # type: ignore[arg-type]
         yield d

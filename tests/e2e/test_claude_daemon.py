@@ -20,9 +20,8 @@ import pytest
 from tests.e2e.claude_env import claude_path, offline_env
 from tests.e2e.fake_anthropic import ApiError, FakeAnthropic, TextReply, ToolUseReply
 from tests.polling import poll_until
+from tests.processes import marked_alive
 from tests.server.conftest import Daemon, Peer, Run, run_daemon
-
-from cc_executor.supervisor.process import find_marked_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +40,6 @@ FAST = {
     "usage_limit_max_wait_s": 30.0,
     "terminate_grace_s": 2.0,
 }
-
-
-@pytest.fixture
-def api() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -242,13 +235,15 @@ async def test_cancel_during_bash_tool_leaves_no_process(
         await peer.wait_for(eid, "agent.event", run)
 
         def sleeping() -> bool:
-            return any("sleep" in " ".join(p.cmdline()) for p in _alive(eid))
+            return any("sleep" in " ".join(p.cmdline()) for p in marked_alive(eid))
 
         await poll_until(sleeping, timeout=30, what="the Bash tool's sleep")
         await peer.call("control", {"type": "CANCEL", "execution_id": eid})
         await peer.wait_for(eid, "process.completed", run)
     assert run.completed["status"] == "canceled"
-    await poll_until(lambda: not _alive(eid), timeout=PROCESS_GONE_S, what="no marked process")
+    await poll_until(
+        lambda: not marked_alive(eid), timeout=PROCESS_GONE_S, what="no marked process"
+    )
 
 
 @requires_claude
@@ -298,7 +293,7 @@ async def test_hang_after_result_completes_after_grace(tmp_path: Path) -> None:
     assert info["result"]["text"] == "the answer"
     assert info["session_id"]
     assert 0.5 <= elapsed < 10
-    assert not _alive(run.execution_id)
+    assert not marked_alive(run.execution_id)
 
 
 async def test_unknown_agent_and_missing_cli(tmp_path: Path) -> None:
@@ -310,14 +305,3 @@ async def test_unknown_agent_and_missing_cli(tmp_path: Path) -> None:
     assert "claude" in unknown["error"]["message"]
     assert unknown["error"]["data"]["known_agents"] == ["claude"]
     assert "CC_EXECUTOR_CLAUDE_PATH" in missing["error"]["message"]
-
-
-def _alive(execution_id: str) -> list[psutil.Process]:
-    found = []
-    for proc in find_marked_processes(execution_id):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return found

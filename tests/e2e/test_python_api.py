@@ -44,12 +44,6 @@ RECEIPT_LINE = MARKER_PREFIX + ": {uuid}"
 
 
 @pytest.fixture
-def api() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
     clear_history()
     yield Settings(state_dir=tmp_path / "state", claude_path=CLAUDE, terminate_grace_s=2.0)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.processes import marked_alive
+from tests.server.conftest import free_port
 
 from cc_executor import __version__
 from cc_executor.client import SyncWebSocketClient
@@ -21,16 +23,9 @@ from cc_executor.server import daemon
 SUBPROCESS_TIMEOUT_S = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _settings(tmp_path: Path) -> Settings:
     return Settings(
-        host="127.0.0.1", port=_free_port(), state_dir=tmp_path / "state", terminate_grace_s=1.0
+        host="127.0.0.1", port=free_port(), state_dir=tmp_path / "state", terminate_grace_s=1.0
     )
 
 
@@ -133,24 +128,12 @@ def test_a_port_taken_by_another_program_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_failed_start_reports_the_log(tmp_path: Path) -> None:
-    settings = Settings(host="127.0.0.1", port=_free_port(), state_dir=tmp_path / "state")
+    settings = Settings(host="127.0.0.1", port=free_port(), state_dir=tmp_path / "state")
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", settings.port))
         squatter.listen(1)
         with pytest.raises(daemon.DaemonStartFailed, match="already in use"):
             daemon.start_background(settings, timeout=SUBPROCESS_TIMEOUT_S)
-
-
-def _marked(execution_id: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            mine = proc.environ().get("CC_EXECUTOR_EXECUTION_ID") == execution_id
-            if mine and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 async def test_sigterm_cancels_running_and_paused_groups(
@@ -164,11 +147,11 @@ async def test_sigterm_cancels_running_and_paused_groups(
         paused = await client.execute("sleep 120")
         await paused.pause()
         ids = [running.execution_id, paused.execution_id]
-        assert all(_marked(eid) for eid in ids)
+        assert all(marked_alive(eid) for eid in ids)
         # graceful shutdown: stop accepting, cancel every group (grace, then kill), exit
         assert daemon.stop(settings, timeout=SUBPROCESS_TIMEOUT_S) == pid
     assert not psutil.pid_exists(pid)
-    assert [p for eid in ids for p in _marked(eid)] == []
+    assert [p for eid in ids for p in marked_alive(eid)] == []
 
 
 def test_loop_factory_gives_an_asyncio_loop_that_runs_subprocesses() -> None:

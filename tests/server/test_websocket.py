@@ -11,36 +11,14 @@ import orjson
 import psutil
 import pytest
 from tests.polling import poll_until
+from tests.processes import alive, marked_alive
 from tests.server.conftest import Run
 
 PY = sys.executable
-MARKER = "CC_EXECUTOR_EXECUTION_ID"
 
 
 def py(code: str) -> list[str]:
     return [PY, "-c", code]
-
-
-def processes_with_marker(execution_id: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == execution_id:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return out
 
 
 async def test_connected_notification_announces_protocol(daemon: Any) -> None:
@@ -106,7 +84,7 @@ async def test_timeout_kills_and_reports_partial_output(daemon: Any, program: An
     assert run.completed["status"] == "timeout"
     assert run.completed["execution_time"] < 10
     assert status["state"] == "timeout"
-    assert alive(processes_with_marker(run.execution_id)) == []
+    assert marked_alive(run.execution_id) == []
 
 
 async def _group_members(pgid: int) -> list[psutil.Process]:
@@ -161,7 +139,7 @@ async def test_pause_stops_every_member_resume_continues_cancel_kills(
         done = await peer.wait_for(eid, "process.completed")
     assert done["params"]["status"] == "canceled"
     await poll_until(lambda: not alive(members), timeout=10, what="paused group killed")
-    assert alive(processes_with_marker(eid)) == []
+    assert marked_alive(eid) == []
 
 
 async def test_cancel_kills_grandchild_that_escaped_with_setsid(daemon: Any, program: Any) -> None:
@@ -180,7 +158,7 @@ async def test_cancel_kills_grandchild_that_escaped_with_setsid(daemon: Any, pro
         done = await peer.wait_for(eid, "process.completed")
     assert done["params"]["status"] == "canceled"
     await poll_until(lambda: not alive([escaped]), timeout=10, what="escaped grandchild gone")
-    assert alive(processes_with_marker(eid)) == []
+    assert marked_alive(eid) == []
 
 
 async def test_disconnect_then_attach_replays_missed_events_exactly_once(daemon: Any) -> None:

@@ -391,8 +391,8 @@ def test_live_started_forgets_finished_executions() -> None:
         "live": SimpleNamespace(id="live", finished=False),
         "done": SimpleNamespace(id="done", finished=True),
     }
-    sup = SimpleNamespace(find=executions.get)
-    conn = Connection(websocket=None, supervisor=sup, max_executions=4)  # type: ignore[arg-type]
+    service = SimpleNamespace(live=executions.get)
+    conn = Connection(websocket=None, service=service, task_lists=None, max_executions=4)  # type: ignore[arg-type]
     conn.started.update({"live", "done", "forgotten"})
     assert [e.id for e in conn.live_started()] == ["live"]
     assert conn.started == {"live"}
@@ -424,7 +424,8 @@ async def test_send_ready_then_follow_sends_each_event_once_in_order() -> None:
     for n in range(INLINE_EVENTS_MAX + 4):
         log.append("process.output", {"n": n})
     execution = SimpleNamespace(id="e1", log=log)
-    conn = Connection(websocket=FakeSocket(), supervisor=None, max_executions=4)  # type: ignore[arg-type]
+    service = SimpleNamespace(follow=lambda _eid, after_seq: log.follow(after_seq))
+    conn = Connection(websocket=FakeSocket(), service=service, task_lists=None, max_executions=4)  # type: ignore[arg-type]
     async with asyncio.TaskGroup() as tasks:
         conn._tasks = tasks
         await conn.send_ready_then_follow(execution, 0)  # type: ignore[arg-type]

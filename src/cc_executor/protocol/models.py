@@ -39,6 +39,8 @@ __all__ = [
     "DEFAULT_LIST_LIMIT",
     "EXECUTION_ID_PATTERN",
     "MAX_LIST_LIMIT",
+    "MAX_TASKS_PER_LIST",
+    "MAX_TASK_RETRIES",
     "MAX_TIMEOUT_S",
     "METHOD_PARAMS",
     "METHOD_RESULTS",
@@ -80,6 +82,15 @@ __all__ = [
     "StatusParams",
     "StreamGapParams",
     "StreamName",
+    "TaskCompletedParams",
+    "TaskListCompletedParams",
+    "TaskListCreateParams",
+    "TaskListParams",
+    "TaskListPauseParams",
+    "TaskListStatus",
+    "TaskSpec",
+    "TaskStartedParams",
+    "TaskStatus",
     "TokenLimitExceededParams",
     "WaitingForLimitParams",
 ]
@@ -120,7 +131,7 @@ ExecutionIdStr = Annotated[StrictStr, Field(pattern=EXECUTION_ID_PATTERN)]
 Seconds = Annotated[StrictFloat, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 Seq = Annotated[StrictInt, Field(ge=0)]
 StreamName = Literal["stdout", "stderr"]
-CompletionStatus = Literal["completed", "failed", "timeout", "canceled"]
+CompletionStatus = Literal["completed", "failed", "timeout", "canceled", "lost"]
 
 
 class _Params(BaseModel):
@@ -189,6 +200,73 @@ class ExecuteParams(_Params):
         if self.argv is not None and not self.argv[0]:
             raise ValueError("argv[0] must be a non-empty program name")
         return self
+
+
+MAX_TASKS_PER_LIST = 1000  # one list is one durable object; bigger batches are several lists
+MAX_TASK_RETRIES = 20
+
+
+class TaskSpec(ExecuteParams):
+    """One task of a task list: what ``execute`` takes, plus how the list treats its failure."""
+
+    retries: Annotated[StrictInt, Field(ge=0, le=MAX_TASK_RETRIES)] = Field(
+        0, description="Extra attempts after a failure or timeout (each a fresh process)."
+    )
+    on_failure: Literal["stop", "continue"] | None = Field(
+        None, description="After this task fails for good: stop the list, or go on (list default)."
+    )
+    depends_on: list[Annotated[StrictInt, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="Indexes of earlier tasks that must have completed; otherwise skipped.",
+    )
+
+    @model_validator(mode="after")
+    def _no_stdin(self) -> TaskSpec:
+        if self.stdin:
+            raise ValueError("tasks run unattended: stdin is not available")
+        if self.execution_id is not None:
+            raise ValueError("task executions get their ids from the list")
+        return self
+
+
+class TaskListCreateParams(_Params):
+    """``task_list.create``: tasks run one by one, each in a fresh process with fresh context."""
+
+    tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS_PER_LIST)]
+    name: StrictStr | None = Field(None, max_length=200, description="Shown by status and history.")
+    timeout_per_task: Seconds | None = Field(
+        None, description="Timeout of every task that gives none itself."
+    )
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="Default for tasks that give none: stop the list, or go on."
+    )
+    list_id: ExecutionIdStr | None = Field(
+        None, description="Client-chosen id; creating a list with a used id is an error."
+    )
+    metadata: dict[StrictStr, Any] | None = None
+
+    @model_validator(mode="after")
+    def _dependencies_earlier(self) -> TaskListCreateParams:
+        for index, task in enumerate(self.tasks):
+            for dep in task.depends_on:
+                if dep >= index:
+                    raise ValueError(
+                        f"task {index} depends on task {dep}: dependencies must be earlier tasks"
+                    )
+        return self
+
+
+class TaskListParams(_Params):
+    """``task_list.status`` / ``resume`` / ``cancel``."""
+
+    list_id: ExecutionIdStr
+
+
+class TaskListPauseParams(_Params):
+    """``task_list.pause``: hold the queue; with ``pause_running`` also SIGSTOP the running task."""
+
+    list_id: ExecutionIdStr
+    pause_running: StrictBool = False
 
 
 class ControlParams(_Params):
@@ -502,6 +580,73 @@ class ExtensionEventParams(_Outgoing):
     seq: int | None = None
 
 
+class TaskStatus(_Outgoing):
+    index: int
+    state: str = Field(
+        description="queued running paused waiting_for_limit completed failed canceled skipped"
+    )
+    spec: dict[str, Any] = Field(description="The execute params the task runs with.")
+    timeout: float | None = None
+    retries: int = 0
+    on_failure: str = "stop"
+    depends_on: list[int] = Field(default_factory=list)
+    attempts: int = Field(0, description="Attempts started, re-runs after a restart included.")
+    execution_ids: list[str] = Field(default_factory=list, description="One per attempt.")
+    execution_id: str | None = Field(None, description="The latest attempt's execution.")
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class TaskListStatus(_Outgoing):
+    """Result of every ``task_list.*`` method."""
+
+    list_id: str
+    name: str | None = None
+    state: str = Field(description="queued running paused completed failed canceled")
+    queue_paused: bool = Field(description="The next task is held until task_list.resume.")
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    total_tasks: int
+    counts: dict[str, int] = Field(description="Tasks per state.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[TaskStatus]
+
+
+class _TaskEvent(_Outgoing):
+    list_id: str
+    index: int
+
+
+class TaskStartedParams(_TaskEvent):
+    """``task.started``: an attempt of a task was spawned (its events follow on this socket)."""
+
+    execution_id: str
+    attempt: int
+
+
+class TaskCompletedParams(_TaskEvent):
+    """``task.completed``: a task ended for good (``status`` says how)."""
+
+    status: str = Field(description="completed failed canceled skipped")
+    execution_id: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class TaskListCompletedParams(_Outgoing):
+    """``task_list.completed``: the list ended."""
+
+    list_id: str
+    state: str
+    counts: dict[str, int] | None = None
+    error: str | None = None
+
+
 METHOD_PARAMS: dict[Method, type[BaseModel]] = {
     Method.EXECUTE: ExecuteParams,
     Method.CONTROL: ControlParams,
@@ -512,6 +657,11 @@ METHOD_PARAMS: dict[Method, type[BaseModel]] = {
     Method.DETACH: DetachParams,
     Method.INPUT: InputParams,
     Method.PONG: PongParams,
+    Method.TASK_LIST_CREATE: TaskListCreateParams,
+    Method.TASK_LIST_STATUS: TaskListParams,
+    Method.TASK_LIST_PAUSE: TaskListPauseParams,
+    Method.TASK_LIST_RESUME: TaskListParams,
+    Method.TASK_LIST_CANCEL: TaskListParams,
 }
 
 METHOD_RESULTS: dict[Method, type[BaseModel] | None] = {
@@ -524,6 +674,11 @@ METHOD_RESULTS: dict[Method, type[BaseModel] | None] = {
     Method.DETACH: DetachResult,
     Method.INPUT: InputResult,
     Method.PONG: None,  # result is {}
+    Method.TASK_LIST_CREATE: TaskListStatus,
+    Method.TASK_LIST_STATUS: TaskListStatus,
+    Method.TASK_LIST_PAUSE: TaskListStatus,
+    Method.TASK_LIST_RESUME: TaskListStatus,
+    Method.TASK_LIST_CANCEL: TaskListStatus,
 }
 
 NOTIFICATION_PARAMS: dict[Notification, type[BaseModel]] = {
@@ -540,8 +695,9 @@ NOTIFICATION_PARAMS: dict[Notification, type[BaseModel]] = {
     Notification.AGENT_EVENT: AgentEventParams,
     Notification.ERROR_TOKEN_LIMIT_EXCEEDED: TokenLimitExceededParams,
     Notification.ERROR_RATE_LIMIT_EXCEEDED: RateLimitExceededParams,
-    Notification.TASK_STARTED: ExtensionEventParams,
-    Notification.TASK_COMPLETED: ExtensionEventParams,
+    Notification.TASK_STARTED: TaskStartedParams,
+    Notification.TASK_COMPLETED: TaskCompletedParams,
+    Notification.TASK_LIST_COMPLETED: TaskListCompletedParams,
     Notification.TASK_WAITING_FOR_LIMIT: WaitingForLimitParams,
     Notification.HOOK_WARNING: ExtensionEventParams,
     Notification.HOOK_COMPLETED: ExtensionEventParams,

@@ -19,6 +19,11 @@ class Method(StrEnum):
     DETACH = "detach"
     INPUT = "input"
     PONG = "pong"
+    TASK_LIST_CREATE = "task_list.create"
+    TASK_LIST_STATUS = "task_list.status"
+    TASK_LIST_PAUSE = "task_list.pause"
+    TASK_LIST_RESUME = "task_list.resume"
+    TASK_LIST_CANCEL = "task_list.cancel"
 
 
 class ControlType(StrEnum):
@@ -47,5 +52,6 @@ class Notification(StrEnum):
     TASK_STARTED = "task.started"
     TASK_COMPLETED = "task.completed"
     TASK_WAITING_FOR_LIMIT = "task.waiting_for_limit"
+    TASK_LIST_COMPLETED = "task_list.completed"
     HOOK_WARNING = "hook.warning"
     HOOK_COMPLETED = "hook.completed"

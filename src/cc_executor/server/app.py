@@ -10,21 +10,36 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from loguru import logger
+from pydantic import ValidationError
 
 from cc_executor import __version__
 from cc_executor.config import Settings
+from cc_executor.errors import CCExecutorError
 from cc_executor.scheduler import ClaudeRunConfig
+from cc_executor.scheduler.service import ExecutionService
+from cc_executor.scheduler.task_lists import TaskLists
+from cc_executor.server.mcp import mount_mcp
+from cc_executor.server.rest import build_rest_router, claude_path_lookup, rest_error_handler
 from cc_executor.server.security import HostCheckMiddleware, allowed_host_names, allowed_origins
 from cc_executor.server.websocket import WebSocketDoor, build_dispatcher
+from cc_executor.storage import open_store
 from cc_executor.supervisor import Supervisor
 from cc_executor.tokens import load_or_create_token
 
-__all__ = ["child_base_env", "create_app", "remove_stale_spool", "resolve_token"]
+__all__ = [
+    "Services",
+    "build_services",
+    "child_base_env",
+    "create_app",
+    "remove_stale_spool",
+    "resolve_token",
+]
 
 # Variables of the daemon's own environment that must never reach a child.
 _SECRET_ENV = ("CC_EXECUTOR_TOKEN",)
@@ -55,10 +70,27 @@ def resolve_token(settings: Settings) -> str | None:
     return load_or_create_token(settings.token_file)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    token = resolve_token(settings)
-    hosts = allowed_host_names(settings.host, settings.port, settings.allowed_hosts)
-    base_env = child_base_env(os.environ)
+@dataclass(frozen=True)
+class Services:
+    """The daemon's parts, built once from the settings; enter with :meth:`running`."""
+
+    supervisor: Supervisor
+    service: ExecutionService
+    task_lists: TaskLists
+    claude: ClaudeRunConfig
+    spool_dir: Path
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Services]:
+        """Open the store, recover, start the supervisor and the task lists; undo in reverse."""
+        remove_stale_spool(self.spool_dir)
+        async with self.service, self.task_lists:
+            yield self
+
+
+def build_services(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Services:
+    """Store, supervisor, service and task lists as ``settings`` say (nothing started yet)."""
+    base_env = child_base_env(os.environ if environ is None else environ)
     # One spool dir per daemon (state dir + port, which the pid-file lock makes unique), so the
     # files a crashed predecessor left behind can be removed at start without touching another
     # daemon's.
@@ -75,36 +107,80 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # `claude` is looked up where the children look: on the PATH they inherit.
     claude = ClaudeRunConfig.from_settings(settings, search_path=base_env.get("PATH"))
-    door = WebSocketDoor(
+    service = ExecutionService(supervisor=supervisor, store=open_store(settings), claude=claude)
+    return Services(
         supervisor=supervisor,
+        service=service,
+        task_lists=TaskLists(service),
+        claude=claude,
+        spool_dir=spool_dir,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    token = resolve_token(settings)
+    hosts = allowed_host_names(settings.host, settings.port, settings.allowed_hosts)
+    services = build_services(settings)
+    supervisor = services.supervisor
+    door = WebSocketDoor(
+        service=services.service,
+        task_lists=services.task_lists,
         dispatcher=build_dispatcher(max_frame_bytes=settings.max_frame_bytes),
         token=token,
         hosts=hosts,
         origins=allowed_origins(settings.host, settings.port, settings.allowed_origins),
         max_executions_per_connection=settings.max_executions_per_connection,
         cancel_on_disconnect=settings.on_disconnect == "cancel",
-        claude=claude,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        remove_stale_spool(spool_dir)
-        async with supervisor:
+        # The MCP door's session manager (`mcp_running`, from mount_mcp below) runs inside the
+        # services: it stops taking tool calls before the service stops.
+        async with services.running(), mcp_running:
             yield
 
     app = FastAPI(
         title="cc-executor",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
+        # REST door: the schema and the docs page are open (they hold no secret); the routes
+        # they describe need the token.
+        docs_url="/docs",
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.supervisor = supervisor
+    app.state.service = services.service
+    app.state.task_lists = services.task_lists
     app.state.settings = settings
-    app.state.claude = claude
+    app.state.claude = services.claude
     app.add_middleware(HostCheckMiddleware, hosts=hosts)
     app.add_api_websocket_route("/ws/mcp", door)
+    # --- REST door (server/rest.py) ---
+    app.include_router(
+        build_rest_router(
+            services.service,
+            services.task_lists,
+            token=token,
+            origins=allowed_origins(settings.host, settings.port, settings.allowed_origins),
+            claude_path_lookup=claude_path_lookup(services.claude),
+            claude_env=child_base_env(os.environ),  # what executions get: probe it, not ours
+        )
+    )
+    app.add_exception_handler(CCExecutorError, rest_error_handler)
+    app.add_exception_handler(ValidationError, rest_error_handler)
+    # --- end REST door ---
+    # --- MCP door (server/mcp.py): /mcp (streamable HTTP) and /.well-known/mcp/cc-executor.json ---
+    mcp_running = mount_mcp(
+        app,
+        services.service,
+        services.task_lists,
+        token=token,
+        hosts=hosts,
+        origins=allowed_origins(settings.host, settings.port, settings.allowed_origins),
+    )
+    # --- end MCP door ---
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

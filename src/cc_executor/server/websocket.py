@@ -37,12 +37,17 @@ from cc_executor.protocol import (
     ListParams,
     PongParams,
     StatusParams,
+    TaskListCreateParams,
+    TaskListParams,
+    TaskListPauseParams,
     encode_notification,
 )
 from cc_executor.protocol.names import ControlType, Method, Notification
-from cc_executor.scheduler import KNOWN_AGENTS, ClaudeRunConfig, build_execute_spec
+from cc_executor.scheduler import KNOWN_AGENTS
+from cc_executor.scheduler.service import ExecutionService
+from cc_executor.scheduler.task_lists import TaskLists
 from cc_executor.server.security import authorize_websocket
-from cc_executor.supervisor import Execution, Gap, Supervisor
+from cc_executor.supervisor import Execution, Gap
 
 __all__ = ["Connection", "WebSocketDoor", "build_dispatcher"]
 
@@ -52,6 +57,8 @@ CAPABILITIES: dict[str, Any] = {
     "agents": list(KNOWN_AGENTS),
     "attach": True,
     "input": True,
+    "task_lists": True,
+    "durable_history": True,
     "output_chunk_max_bytes": OUTPUT_CHUNK_MAX_BYTES,
     "encodings": ["utf-8", "base64"],
 }
@@ -65,12 +72,13 @@ class Connection:
     """One WebSocket client: what it started, what it watches, and how to send to it."""
 
     websocket: WebSocket
-    supervisor: Supervisor
+    service: ExecutionService
+    task_lists: TaskLists
     max_executions: int
-    claude: ClaudeRunConfig = field(default_factory=ClaudeRunConfig)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: set[str] = field(default_factory=set)
     followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    list_subscriptions: list[Callable[[], None]] = field(default_factory=list)
     after_response: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: asyncio.TaskGroup | None = None
@@ -87,7 +95,7 @@ class Connection:
         """
         live = []
         done = []
-        find = self.supervisor.find
+        find = self.service.live
         for eid in self.started:
             execution = find(eid)
             if execution is None or execution.finished:
@@ -98,16 +106,20 @@ class Connection:
             self.started.discard(eid)
         return live
 
-    def follow(self, execution: Execution, after_seq: int) -> None:
-        """Subscribe (again) to ``execution`` from ``after_seq``; replaces an older subscription."""
-        assert self._tasks is not None, "follow() outside the connection's lifetime"
-        old = self.followers.pop(execution.id, None)
+    def follow(self, execution_id: str, after_seq: int) -> None:
+        """Subscribe (again) to an execution from ``after_seq``; replaces an older subscription.
+
+        A live execution streams from its event log; a past one (finished and forgotten, or
+        run by an earlier daemon) is replayed from the store.
+        """
+        if self._tasks is None:  # the connection is closing
+            return
+        old = self.followers.pop(execution_id, None)
         if old is not None:
             old.cancel()
-        task = self._tasks.create_task(self._forward(execution, after_seq))
-        self.followers[execution.id] = task
-        eid = execution.id
-        task.add_done_callback(lambda t: self._forget(eid, t))
+        task = self._tasks.create_task(self._forward(execution_id, after_seq))
+        self.followers[execution_id] = task
+        task.add_done_callback(lambda t: self._forget(execution_id, t))
 
     async def send_ready_then_follow(self, execution: Execution, after_seq: int) -> None:
         """Send what the log already holds past ``after_seq``, then :meth:`follow` from there.
@@ -127,7 +139,7 @@ class Connection:
                 sent = item.seq
                 if sent >= last:
                     break
-        self.follow(execution, sent)
+        self.follow(execution.id, sent)
 
     def unfollow(self, execution_id: str) -> bool:
         task = self.followers.pop(execution_id, None)
@@ -140,24 +152,24 @@ class Connection:
         if self.followers.get(execution_id) is task:
             del self.followers[execution_id]
 
-    async def _forward(self, execution: Execution, after_seq: int) -> None:
+    async def _forward(self, execution_id: str, after_seq: int) -> None:
         try:
-            await self._forward_events(execution, after_seq)
+            await self._forward_events(execution_id, after_seq)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # task top level: a dead socket ends this follower only
             if self.websocket.client_state.name == "CONNECTED":
-                logger.exception("follower of {} failed", execution.id)
+                logger.exception("follower of {} failed", execution_id)
             else:
-                logger.debug("follower of {} stopped: {!r}", execution.id, exc)
+                logger.debug("follower of {} stopped: {!r}", execution_id, exc)
 
-    async def _forward_events(self, execution: Execution, after_seq: int) -> None:
-        async for item in execution.log.follow(after_seq):
+    async def _forward_events(self, execution_id: str, after_seq: int) -> None:
+        async for item in self.service.follow(execution_id, after_seq):
             if isinstance(item, Gap):
                 frame = encode_notification(
                     Notification.STREAM_GAP,
                     {
-                        "execution_id": execution.id,
+                        "execution_id": execution_id,
                         "from_seq": item.from_seq,
                         "to_seq": item.to_seq,
                     },
@@ -172,7 +184,8 @@ def _resolve_execution_id(conn: Connection, execution_id: str | None) -> str:
         return execution_id
     live: set[str] = {e.id for e in conn.live_started()}
     for eid in conn.followers:
-        if eid in conn.supervisor and not conn.supervisor.get(eid).finished:
+        execution = conn.service.live(eid)
+        if execution is not None and not execution.finished:
             live.add(eid)
     if len(live) == 1:
         return live.pop()
@@ -183,11 +196,7 @@ def _resolve_execution_id(conn: Connection, execution_id: str | None) -> str:
 
 
 async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
-    sup = conn.supervisor
-    # command, argv, agent + prompt, or a `claude` command: the scheduler builds the spec
-    # (argv, child env, watchdogs, retry policy); InvalidParams for an unknown agent.
-    spec = build_execute_spec(params, shell=sup.shell, claude=conn.claude)
-    if params.execution_id is None or params.execution_id not in sup:
+    if params.execution_id is None or conn.service.live(params.execution_id) is None:
         running = len(conn.live_started())
         if running >= conn.max_executions:
             raise LimitReached(
@@ -195,7 +204,9 @@ async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
                 limit=conn.max_executions,
                 running=running,
             )
-    execution = await sup.execute(spec)
+    # command, argv, agent + prompt, or a `claude` command: the service runs the hooks, predicts
+    # a timeout, builds the spec (InvalidParams for an unknown agent) and starts it.
+    execution = await conn.service.execute(params)
     conn.started.add(execution.id)
     conn.after_response.append(lambda: conn.send_ready_then_follow(execution, 0))
     return {
@@ -215,55 +226,97 @@ _CONTROL_STATUS = {
 
 async def _control(conn: Connection, params: ControlParams) -> dict[str, Any]:
     eid = _resolve_execution_id(conn, params.execution_id)
-    sup = conn.supervisor
     kind = ControlType(params.type)
-    if kind is ControlType.PAUSE:
-        await sup.pause(eid)
-    elif kind is ControlType.RESUME:
-        await sup.resume(eid)
-    else:
-        await sup.cancel(eid)
+    await conn.service.control(eid, kind.value)
     return {"execution_id": eid, "status": _CONTROL_STATUS[kind]}
 
 
 async def _hook_status(conn: Connection, params: EmptyParams) -> dict[str, Any]:
-    return {
-        "configured": False,
-        "enabled": False,
-        "hooks": [],
-        "last_runs": [],
-        "message": "no hooks configured",
-    }
+    return conn.service.hook_status()
 
 
 async def _status(conn: Connection, params: StatusParams) -> dict[str, Any]:
-    return conn.supervisor.get(params.execution_id).info()
+    return await conn.service.status(params.execution_id)
 
 
 async def _list(conn: Connection, params: ListParams) -> dict[str, Any]:
     states = [params.state] if isinstance(params.state, str) else params.state
-    executions = conn.supervisor.list(states=states, limit=params.limit)
-    return {"executions": [e.info() for e in executions]}
+    return {"executions": await conn.service.list(states=states, limit=params.limit)}
 
 
 async def _attach(conn: Connection, params: AttachParams) -> dict[str, Any]:
-    execution = conn.supervisor.get(params.execution_id)
-    last = execution.log.last_seq
+    eid = params.execution_id
+    last = await conn.service.last_seq(eid)  # -32003 when neither live nor stored
     replayed = max(0, last - params.after_seq)
-    conn.after_response.append(lambda: conn.follow(execution, params.after_seq))
-    return {"execution_id": execution.id, "replayed": replayed, "last_seq": last}
+    conn.after_response.append(lambda: conn.follow(eid, params.after_seq))
+    return {"execution_id": eid, "replayed": replayed, "last_seq": last}
 
 
 async def _detach(conn: Connection, params: DetachParams) -> dict[str, Any]:
-    conn.supervisor.get(params.execution_id)  # unknown ids are -32003, not a silent no-op
+    await conn.service.ensure_known(params.execution_id)  # unknown ids are -32003
     was_attached = conn.unfollow(params.execution_id)
     return {"execution_id": params.execution_id, "detached": was_attached}
 
 
 async def _input(conn: Connection, params: InputParams) -> dict[str, Any]:
     data = params.to_bytes()  # base64 was checked when the params were validated
-    written = await conn.supervisor.write_input(params.execution_id, data, eof=params.eof)
+    written = await conn.service.write_input(params.execution_id, data, eof=params.eof)
     return {"execution_id": params.execution_id, "bytes_written": written}
+
+
+class _ListSubscriber:
+    """Sends a list's ``task.*`` notifications and follows each task's execution.
+
+    Notifications that arrive before the ``task_list.create`` response is out are held and sent
+    right after it, so the response always comes first.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pending: list[tuple[str, dict[str, Any], str]] | None = []
+
+    def __call__(self, method: str, params: dict[str, Any], frame: str) -> None:
+        if self.pending is not None:
+            self.pending.append((method, params, frame))
+            return
+        tasks = self.conn._tasks
+        if tasks is None:
+            return
+        # The notification first, then the task's own events: the follower's first send queues
+        # behind it on the (FIFO) send lock.
+        tasks.create_task(self.conn.send(frame))
+        if method == Notification.TASK_STARTED:
+            self.conn.follow(str(params["execution_id"]), 0)
+
+    def ready(self) -> None:
+        pending, self.pending = self.pending or [], None
+        for item in pending:
+            self(*item)
+
+
+async def _task_list_create(conn: Connection, params: TaskListCreateParams) -> dict[str, Any]:
+    subscriber = _ListSubscriber(conn)
+    result = await conn.task_lists.create(params)
+    # No await since create() started the list: its runner has not run yet, nothing is missed.
+    conn.list_subscriptions.append(conn.task_lists.subscribe(result["list_id"], subscriber))
+    conn.after_response.append(subscriber.ready)
+    return result
+
+
+async def _task_list_status(conn: Connection, params: TaskListParams) -> dict[str, Any]:
+    return await conn.task_lists.status(params.list_id)
+
+
+async def _task_list_pause(conn: Connection, params: TaskListPauseParams) -> dict[str, Any]:
+    return await conn.task_lists.pause(params.list_id, pause_running=params.pause_running)
+
+
+async def _task_list_resume(conn: Connection, params: TaskListParams) -> dict[str, Any]:
+    return await conn.task_lists.resume(params.list_id)
+
+
+async def _task_list_cancel(conn: Connection, params: TaskListParams) -> dict[str, Any]:
+    return await conn.task_lists.cancel(params.list_id)
 
 
 async def _pong(conn: Connection, params: PongParams) -> None:
@@ -282,6 +335,11 @@ def build_dispatcher(*, max_frame_bytes: int) -> Dispatcher[Connection]:
     dispatcher.register(Method.DETACH, DetachParams, _detach)
     dispatcher.register(Method.INPUT, InputParams, _input)
     dispatcher.register(Method.PONG, PongParams, _pong)
+    dispatcher.register(Method.TASK_LIST_CREATE, TaskListCreateParams, _task_list_create)
+    dispatcher.register(Method.TASK_LIST_STATUS, TaskListParams, _task_list_status)
+    dispatcher.register(Method.TASK_LIST_PAUSE, TaskListPauseParams, _task_list_pause)
+    dispatcher.register(Method.TASK_LIST_RESUME, TaskListParams, _task_list_resume)
+    dispatcher.register(Method.TASK_LIST_CANCEL, TaskListParams, _task_list_cancel)
     return dispatcher
 
 
@@ -289,14 +347,14 @@ def build_dispatcher(*, max_frame_bytes: int) -> Dispatcher[Connection]:
 class WebSocketDoor:
     """Everything the endpoint needs, fixed at app creation."""
 
-    supervisor: Supervisor
+    service: ExecutionService
+    task_lists: TaskLists
     dispatcher: Dispatcher[Connection]
     token: str | None
     hosts: frozenset[str]
     origins: frozenset[str]
     max_executions_per_connection: int
     cancel_on_disconnect: bool
-    claude: ClaudeRunConfig = field(default_factory=ClaudeRunConfig)
 
     async def __call__(self, websocket: WebSocket) -> None:
         headers = {k.lower(): v for k, v in websocket.headers.items()}
@@ -317,7 +375,7 @@ class WebSocketDoor:
             return
         await websocket.accept(subprotocol=decision.subprotocol)
         conn = Connection(
-            websocket, self.supervisor, self.max_executions_per_connection, claude=self.claude
+            websocket, self.service, self.task_lists, self.max_executions_per_connection
         )
         logger.info("connection {} opened", conn.session_id)
         try:
@@ -349,6 +407,8 @@ class WebSocketDoor:
             pass
         finally:
             conn._tasks = None
+            for unsubscribe in conn.list_subscriptions:
+                unsubscribe()
 
     async def _read_loop(self, conn: Connection) -> None:
         while True:
@@ -370,6 +430,6 @@ class WebSocketDoor:
     async def _cancel_started(self, conn: Connection) -> None:
         for execution in conn.live_started():
             try:
-                await self.supervisor.cancel(execution.id)
+                await self.service.cancel(execution.id)
             except Exception:  # a race with natural completion is fine; log anything else
                 logger.exception("cancel on disconnect failed for {}", execution.id)

@@ -24,7 +24,7 @@ from cc_executor.supervisor.states import (
     ExecutionState,
     check_transition,
 )
-from cc_executor.supervisor.supervisor import Supervisor
+from cc_executor.supervisor.supervisor import ExecutionObserver, Supervisor
 
 __all__ = [
     "MARKER_ENV",
@@ -39,6 +39,7 @@ __all__ = [
     "EventLog",
     "Execution",
     "ExecutionId",
+    "ExecutionObserver",
     "ExecutionSpec",
     "ExecutionState",
     "Finish",

@@ -31,7 +31,7 @@ import tempfile
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,9 @@ class EventLog:
         self._discarded = False
         self._wakeup: asyncio.Event | None = None
         self._closed_spill: asyncio.TimerHandle | None = None
+        # Called (with the execution id) after every append and on close: the durable store's
+        # recorder marks the execution dirty here. It must be cheap and must never raise.
+        self.listener: Callable[[str], None] | None = None
 
     # --- producer side -------------------------------------------------------------------------
 
@@ -224,6 +227,8 @@ class EventLog:
         if self._mem_bytes > self._memory_bytes:
             self._spill()
         self._wake()
+        if self.listener is not None:
+            self.listener(self.execution_id)
         return event
 
     def close(self) -> None:
@@ -246,6 +251,8 @@ class EventLog:
             else:
                 self._closed_spill = loop.call_later(CLOSED_SPILL_DELAY_S, self._spill_closed)
         self._wake()
+        if self.listener is not None:
+            self.listener(self.execution_id)
 
     def _spill_closed(self) -> None:
         self._closed_spill = None

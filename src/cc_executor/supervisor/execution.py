@@ -156,6 +156,7 @@ class Execution:
         self._paused_total = 0.0
         self._waited_total = 0.0  # between attempts (waiting_for_limit); not counted by timeout
         self.attempt = 0
+        self.output_bytes = 0  # bytes read from stdout and stderr, all attempts
         self._argv = spec.argv
         self._env: dict[str, str] = {}
         self._policy = spec.attempt_policy
@@ -202,6 +203,7 @@ class Execution:
             "metadata": self.spec.metadata,
             "attempt": self.attempt,
             "agent": self.spec.agent,
+            "output_bytes": self.output_bytes,
         }
         if self._policy is not None:
             info.update(self._policy.info())
@@ -456,6 +458,7 @@ class Execution:
         if self._early_output is not None:
             self._early_output.append((stream, data))
             return
+        self.output_bytes += len(data)
         if self.log.closed or self._output_failed:
             return
         try:

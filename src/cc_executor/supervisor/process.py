@@ -42,6 +42,7 @@ __all__ = [
     "Stream",
     "Sweeper",
     "find_marked_processes",
+    "kill_leftovers",
     "kill_marked_processes",
     "sweep",
     "sweeper",
@@ -728,7 +729,9 @@ async def sweep(
             targets = _merge(_processes(found.get(key, ())), pending_extra)
         pending_extra = []
         if not targets:
-            break
+            if listed is None or not _unsettled(listed):
+                break
+            continue  # something read empty (mid-exec?): read it again next round
         fds: list[int] = []
         no_fd: list[psutil.Process] = []
         for proc in targets:
@@ -743,3 +746,53 @@ async def sweep(
         if no_fd and not _HAS_PIDFD:
             await asyncio.to_thread(psutil.wait_procs, no_fd, timeout=wait_s)
     return killed
+
+
+def _unsettled(listed: frozenset[str]) -> bool:
+    """True when a live, non-zombie process was not read by the passes so far.
+
+    A process caught in the middle of ``exec`` reads an empty environ: it may still carry the
+    marker once exec is done, so the sweep reads it again instead of declaring the tree gone.
+    Zombies read empty forever and run no code: they are settled.
+    """
+    me = str(os.getpid())
+    for name in os.listdir(_PROC):
+        if not name.isdigit() or name in listed or name == me:
+            continue
+        stat = _read_proc_file(f"{_PROC}/{name}/stat", _STAT_READ)
+        if stat is None:
+            continue  # gone
+        state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+        if state != b"Z":
+            return True
+    return False
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """Live processes whose process group is ``pgid``."""
+    members: list[psutil.Process] = []
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid:
+                members.append(psutil.Process(pid))
+        except (ProcessLookupError, psutil.NoSuchProcess):  # gone meanwhile
+            continue
+    return members
+
+
+async def kill_leftovers(marker: str, pgid: int | None) -> int:
+    """Kill whatever a dead daemon left of one execution; returns how many processes were killed.
+
+    A process is the execution's only when it carries ``MARKER_ENV=marker``. The recorded group
+    is killed as a whole (members that cleared their environment included) only when one of its
+    members carries the marker: the kernel never hands out a pid that is still some group's id,
+    so a live group with a marked member is the execution's own. A stranger that reused the pid
+    or the pgid carries no marker and is never touched.
+    """
+    extra: list[psutil.Process] = []
+    if pgid is not None and pgid > 1:
+        members = await asyncio.to_thread(_group_members, pgid)
+        marked = {proc.pid for proc in await asyncio.to_thread(find_marked_processes, marker)}
+        if any(member.pid in marked for member in members):
+            extra = members
+    return await sweep(marker, extra=extra)

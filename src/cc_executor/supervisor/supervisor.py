@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from loguru import logger
 
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_EXECUTIONS",
     "SHUTDOWN_MARGIN_S",
     "TOKEN_ENV",
+    "ExecutionObserver",
     "Supervisor",
 ]
 
@@ -53,6 +55,19 @@ EXECUTION_ID_MAX_CHARS = 200  # client-chosen ids travel in env vars and file na
 # The child's PATH when the caller passes no base env: the usual Debian default (never os.environ).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TOKEN_ENV = "CC_EXECUTOR_TOKEN"  # noqa: S105 (a variable name) the daemon's secret; never inherited
+
+
+class ExecutionObserver(Protocol):
+    """Sees every execution the supervisor starts (the durable store's recorder implements it).
+
+    ``watch`` is called once the execution has spawned (its log already holds
+    ``process.started``); ``drain`` is awaited before the supervisor discards its event logs
+    (shutdown), so whatever the observer still has to read from them is read first.
+    """
+
+    def watch(self, execution: Execution) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 class Supervisor:
@@ -69,8 +84,10 @@ class Supervisor:
         spool_dir: Path | None = None,
         finished_executions_kept: int = FINISHED_EXECUTIONS_KEPT,
         base_env: Mapping[str, str] | None = None,
+        observer: ExecutionObserver | None = None,
     ) -> None:
         self.shell = shell
+        self.observer = observer
         self.terminate_grace_s = terminate_grace_s
         self.max_executions = max_executions
         self._log_memory_bytes = event_log_memory_bytes
@@ -112,6 +129,12 @@ class Supervisor:
         finally:
             if task_group is not None:
                 await task_group.__aexit__(exc_type, exc, tb)
+            if self.observer is not None:
+                try:
+                    async with asyncio.timeout(SHUTDOWN_MARGIN_S):
+                        await self.observer.drain()
+                except TimeoutError:
+                    logger.error("shutdown: the observer did not drain in time")
             for execution in self._executions.values():
                 execution.log.discard()  # spool files do not outlive the supervisor
 
@@ -200,6 +223,8 @@ class Supervisor:
         self._tasks[execution_id] = self._task_group.create_task(
             execution.run(), name=f"execution:{execution_id}"
         )
+        if self.observer is not None:
+            self.observer.watch(execution)
         if self._closing and not is_terminal(execution.state):  # shutdown began meanwhile
             execution.cancel("supervisor_shutdown")
         return execution

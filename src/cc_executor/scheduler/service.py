@@ -1,0 +1,385 @@
+"""The service every door calls: live executions from the supervisor, past ones from the store.
+
+Owns: the daemon-side API shared by the WebSocket, MCP and REST doors and the embedded Python
+API: ``execute`` (hooks, timeout prediction, spec building, then the supervisor), ``status``,
+``list``, ``wait``, control, event replay (live log, or the store once the execution is no longer
+in memory), crash recovery at start, and the lifetimes of the store, the recorder and the
+supervisor (``async with service``). Does not own: processes (``supervisor/``), storage I/O
+(``storage/``), wire shapes (``protocol/``), or task-list scheduling (``task_lists.py``, which
+calls back into this service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from loguru import logger
+
+from cc_executor.errors import CommandNotAllowed, ExecutionNotFound, InvalidTransition
+from cc_executor.protocol import ExecuteParams
+from cc_executor.protocol.jsonrpc import encode_notification
+from cc_executor.protocol.names import Notification
+from cc_executor.scheduler.agent_spec import ClaudeRunConfig, build_execute_spec
+from cc_executor.scheduler.recorder import StoreRecorder, record_of
+from cc_executor.storage.base import LOST, ExecutionRecord, Store, StoredEvent
+from cc_executor.supervisor import Event, Execution, ExecutionSpec, Gap, Supervisor
+from cc_executor.supervisor.process import kill_leftovers
+
+__all__ = [
+    "REPLAY_PAGE_EVENTS",
+    "UNFINISHED_STATES",
+    "WAIT_MAX_S",
+    "ExecutionService",
+    "HookGate",
+    "TimeoutPlanner",
+    "record_info",
+]
+
+REPLAY_PAGE_EVENTS = 256  # events per store read while replaying a past execution
+WAIT_MAX_S = 3600.0  # longest single wait() a door may ask for
+RECOVERY_PAGE = 1000  # unfinished executions read per page at start
+UNFINISHED_STATES = ("pending", "running", "paused", "waiting_for_limit")
+
+
+class HookGate(Protocol):
+    """What the service needs of the hook runner (``scheduler/hooks``)."""
+
+    async def pre_execution(self, params: ExecuteParams) -> tuple[bool, str | None]: ...
+    async def execution_finished(self, execution: Execution) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class TimeoutPlanner(Protocol):
+    """What the service needs of timeout prediction (``scheduler/timeouts``)."""
+
+    def classify(self, params: ExecuteParams) -> str: ...
+    async def predict(self, category: str, params: ExecuteParams) -> float | None: ...
+    async def observe(self, record: ExecutionRecord) -> None: ...
+
+
+def record_info(record: ExecutionRecord) -> dict[str, Any]:
+    """The ``status`` view of a stored execution (the same keys as ``Execution.info``)."""
+    info: dict[str, Any] = {
+        "execution_id": record.execution_id,
+        "state": record.state,
+        "command": record.command,
+        "pid": record.pid,
+        "pgid": record.pgid,
+        "exit_code": record.exit_code,
+        "signal": record.signal,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "execution_time": record.execution_time,
+        "reason": record.reason,
+        "last_seq": record.last_seq,
+        "metadata": record.metadata,
+        "attempt": record.attempt,
+        "agent": record.agent,
+        "output_bytes": record.output_bytes,
+    }
+    result = dict(record.result or {})
+    if record.agent is not None:
+        info["session_id"] = result.pop("session_id", None)
+        info["failure"] = result.pop("failure", None)
+        info["result"] = result or None
+    return info
+
+
+class ExecutionService:
+    """Use as ``async with ExecutionService(...) as service``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        supervisor: Supervisor,
+        store: Store,
+        claude: ClaudeRunConfig | None = None,
+        hooks: HookGate | None = None,
+        timeouts: TimeoutPlanner | None = None,
+    ) -> None:
+        self.supervisor = supervisor
+        self.store = store
+        self.claude = claude or ClaudeRunConfig()
+        self.hooks = hooks
+        self.timeouts = timeouts
+        self.recorder = StoreRecorder(store, on_persisted=self._persisted)
+        supervisor.observer = self.recorder
+        self._tasks: asyncio.TaskGroup | None = None
+        self._recorder_task: asyncio.Task[None] | None = None
+        self._finished_callbacks: list[Callable[[Execution], Awaitable[None]]] = []
+        self.recovered: list[str] = []  # ids marked lost at start
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.store.open()
+        try:
+            await self.recover()
+            self._tasks = asyncio.TaskGroup()
+            await self._tasks.__aenter__()
+            self._recorder_task = self._tasks.create_task(self.recorder.run(), name="recorder")
+            await self.supervisor.__aenter__()
+        except BaseException:
+            await self._close_tasks()
+            await self.store.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.supervisor.__aexit__(exc_type, exc, tb)  # drains the recorder
+        finally:
+            await self._close_tasks()
+            await self.store.close()
+
+    async def _close_tasks(self) -> None:
+        if self._recorder_task is not None:
+            self._recorder_task.cancel()
+        if self._tasks is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tasks.__aexit__(None, None, None)
+            self._tasks = None
+
+    def on_finished(self, callback: Callable[[Execution], Awaitable[None]]) -> None:
+        """Run ``callback`` once a finished execution is fully in the store."""
+        self._finished_callbacks.append(callback)
+
+    async def _persisted(self, execution: Execution) -> None:
+        if self.timeouts is not None:
+            await self.timeouts.observe(record_of(execution))
+        if self.hooks is not None:
+            await self.hooks.execution_finished(execution)
+        for callback in self._finished_callbacks:
+            await callback(execution)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Mark what the store says was running as ``lost``; kill what is left of it.
+
+        Runs before anything new starts. A leftover process is killed only when it carries the
+        execution's marker (see :func:`~cc_executor.supervisor.process.kill_leftovers`).
+        """
+        lost: list[str] = []
+        while True:
+            records = await self.store.list_executions(
+                states=UNFINISHED_STATES, limit=RECOVERY_PAGE
+            )
+            if not records:
+                break
+            for record in records:
+                killed = await kill_leftovers(record.execution_id, record.pgid)
+                await self._mark_lost(record, killed)
+                lost.append(record.execution_id)
+        if lost:
+            logger.warning("recovered {} execution(s) of a previous daemon as lost", len(lost))
+        self.recovered = lost
+        return lost
+
+    async def _mark_lost(self, record: ExecutionRecord, killed: int) -> None:
+        seq = max(record.last_seq, await self.store.last_event_seq(record.execution_id)) + 1
+        now = time.time()
+        frame = encode_notification(
+            Notification.PROCESS_COMPLETED,
+            {
+                "execution_id": record.execution_id,
+                "seq": seq,
+                "status": LOST,
+                "exit_code": None,
+                "signal": None,
+                "execution_time": record.execution_time,
+                "reason": "daemon_restart",
+                "leftover_processes_killed": killed,
+            },
+        )
+        await self.store.append_events(
+            [StoredEvent(record.execution_id, seq, Notification.PROCESS_COMPLETED, frame)]
+        )
+        await self.store.put_execution(
+            dataclasses.replace(
+                record, state=LOST, reason="daemon_restart", ended_at=now, last_seq=seq
+            )
+        )
+
+    # --- starting ------------------------------------------------------------------------------
+
+    async def execute(self, params: ExecuteParams) -> Execution:
+        """Hooks, timeout prediction, then :meth:`Supervisor.execute`. Returns once spawned."""
+        existing = (
+            self.supervisor.find(params.execution_id) if params.execution_id is not None else None
+        )
+        if existing is not None:
+            return await self.supervisor.execute(self._spec(params))  # idempotency check there
+        if self.hooks is not None:
+            proceed, message = await self.hooks.pre_execution(params)
+            if not proceed:
+                raise CommandNotAllowed(
+                    f"refused by a pre_execution hook: {message or 'no reason given'}",
+                    hook_message=message,
+                )
+        metadata = dict(params.metadata or {})
+        if self.timeouts is not None:
+            category = self.timeouts.classify(params)
+            metadata["category"] = category
+            if params.timeout is None:
+                predicted = await self.timeouts.predict(category, params)
+                if predicted is not None:
+                    metadata["timeout_predicted"] = True
+                    params = params.model_copy(update={"timeout": predicted})
+        params = params.model_copy(update={"metadata": metadata or None})
+        return await self.supervisor.execute(self._spec(params))
+
+    def _spec(self, params: ExecuteParams) -> ExecutionSpec:
+        return build_execute_spec(params, shell=self.supervisor.shell, claude=self.claude)
+
+    # --- looking up ----------------------------------------------------------------------------
+
+    def live(self, execution_id: str) -> Execution | None:
+        return self.supervisor.find(execution_id)
+
+    async def record(self, execution_id: str) -> ExecutionRecord:
+        """The stored record (``ExecutionNotFound`` when neither live nor stored)."""
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(
+                f"execution {execution_id!r} not found", execution_id=execution_id
+            )
+        return record
+
+    async def status(self, execution_id: str) -> dict[str, Any]:
+        execution = self.live(execution_id)
+        if execution is not None:
+            return execution.info()
+        return record_info(await self.record(execution_id))
+
+    async def list(
+        self, states: Iterable[str] | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
+        """Executions newest first, live ones as they are now, past ones from the store."""
+        wanted = None if states is None else builtins.list(states)
+        live = self.supervisor.list(states=wanted, limit=limit)
+        stored = await self.store.list_executions(states=wanted, limit=limit)
+        seen = {execution.id for execution in live}
+        rows: builtins.list[dict[str, Any]] = [execution.info() for execution in live]
+        rows.extend(record_info(r) for r in stored if r.execution_id not in seen)
+        rows.sort(key=lambda row: float(row["created_at"]), reverse=True)
+        return rows[:limit]
+
+    async def wait(self, execution_id: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        """Wait at most ``timeout`` seconds for the execution to finish; returns its status."""
+        execution = self.live(execution_id)
+        if execution is not None and not execution.finished:
+            with contextlib.suppress(TimeoutError):
+                await execution.wait(timeout=min(max(timeout, 0.0), WAIT_MAX_S))
+        return await self.status(execution_id)
+
+    # --- control ---------------------------------------------------------------------------------
+
+    async def pause(self, execution_id: str) -> dict[str, Any]:
+        await self._control(execution_id, "PAUSE")
+        return await self.status(execution_id)
+
+    async def resume(self, execution_id: str) -> dict[str, Any]:
+        await self._control(execution_id, "RESUME")
+        return await self.status(execution_id)
+
+    async def cancel(self, execution_id: str) -> dict[str, Any]:
+        await self._control(execution_id, "CANCEL")
+        return await self.status(execution_id)
+
+    async def control(self, execution_id: str, kind: str) -> None:
+        """``PAUSE`` / ``RESUME`` / ``CANCEL`` a live execution (-32004 on a finished one)."""
+        await self._control(execution_id, kind)
+
+    async def _control(self, execution_id: str, kind: str) -> None:
+        if self.live(execution_id) is None:
+            record = await self.record(execution_id)  # -32003 when unknown
+            raise InvalidTransition(
+                f"cannot {kind} execution {execution_id!r}: it is {record.state}",
+                execution_id=execution_id,
+                state=record.state,
+                requested=kind,
+            )
+        if kind == "PAUSE":
+            await self.supervisor.pause(execution_id)
+        elif kind == "RESUME":
+            await self.supervisor.resume(execution_id)
+        else:
+            await self.supervisor.cancel(execution_id)
+
+    async def write_input(self, execution_id: str, data: bytes, *, eof: bool = False) -> int:
+        if self.live(execution_id) is None:
+            await self._control(execution_id, "INPUT")
+        return await self.supervisor.write_input(execution_id, data, eof=eof)
+
+    # --- events ----------------------------------------------------------------------------------
+
+    async def last_seq(self, execution_id: str) -> int:
+        execution = self.live(execution_id)
+        if execution is not None:
+            return execution.log.last_seq
+        record = await self.record(execution_id)
+        return max(record.last_seq, await self.store.last_event_seq(execution_id))
+
+    async def events(
+        self, execution_id: str, *, after_seq: int = 0, limit: int = REPLAY_PAGE_EVENTS
+    ) -> builtins.list[Event | Gap]:
+        """At most ``limit`` events past ``after_seq`` that exist now (no waiting)."""
+        execution = self.live(execution_id)
+        if execution is not None:
+            found: builtins.list[Event | Gap] = []
+            for item in execution.log.events_after(after_seq):
+                found.append(item)
+                if len(found) >= limit:
+                    break
+            return found
+        await self.record(execution_id)
+        stored = await self.store.read_events(execution_id, after_seq=after_seq, limit=limit)
+        return [Event(e.seq, e.method, e.frame) for e in stored]
+
+    async def follow(self, execution_id: str, after_seq: int = 0) -> AsyncIterator[Event | Gap]:
+        """Every event past ``after_seq``, then live ones until the execution's log ends."""
+        execution = self.live(execution_id)
+        if execution is not None:
+            async for item in execution.log.follow(after_seq):
+                yield item
+            return
+        seq = after_seq
+        while True:
+            page = await self.store.read_events(
+                execution_id, after_seq=seq, limit=REPLAY_PAGE_EVENTS
+            )
+            if not page:
+                return
+            for stored in page:
+                yield Event(stored.seq, stored.method, stored.frame)
+            seq = page[-1].seq
+
+    async def ensure_known(self, execution_id: str) -> None:
+        """``ExecutionNotFound`` unless the execution is live or stored."""
+        if self.live(execution_id) is None:
+            await self.record(execution_id)
+
+    def hook_status(self) -> dict[str, Any]:
+        if self.hooks is None:
+            return {
+                "configured": False,
+                "enabled": False,
+                "hooks": [],
+                "last_runs": [],
+                "message": "no hooks configured",
+            }
+        return self.hooks.status()

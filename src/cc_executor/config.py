@@ -132,6 +132,28 @@ class Settings(BaseSettings):
         None, description="Markdown reports and receipts; default <state_dir>/reports."
     )
 
+    # --- timeout prediction ------------------------------------------------------------------
+    timeout_prediction: Literal["off", "agents", "all"] = Field(
+        "agents",
+        description="Predict a timeout for executions without one: agent runs, all, or none.",
+    )
+    timeout_safety_factor: float = Field(
+        1.5, ge=1.0, description="Predicted timeout = p90 of recent durations x this factor."
+    )
+    timeout_floor_s: float = Field(60.0, gt=0, description="Shortest predicted timeout, seconds.")
+    timeout_ceiling_s: float = Field(
+        3600.0, gt=0, description="Longest predicted timeout, seconds."
+    )
+
+    # --- hooks -----------------------------------------------------------------------------
+    hooks_dir: Path | None = Field(
+        None, description="Hook files (*.py) and hooks.json; default <state_dir>/hooks."
+    )
+    hooks_enabled: bool = Field(True, description="Run hooks (built-in ones included).")
+    hook_timeout_s: float = Field(
+        10.0, gt=0, description="Default per-hook time limit; a hook may set its own."
+    )
+
     # --- wire ------------------------------------------------------------------------------
     max_frame_bytes: int = Field(
         1 * MiB, ge=1024, description="Incoming frames larger than this get error -32001."
@@ -146,6 +168,32 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Close a connection whose pong is this late."
     )
 
+    # --- storage ---------------------------------------------------------------------------
+    store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Durable history: embedded SQLite file, or Redis (scale-out)."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis server of the redis store."
+    )
+    redis_prefix: str = Field(
+        "cc-executor:", description="Prefix of every Redis key the store writes."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL survives a daemon crash; FULL also survives power loss (slower).",
+    )
+    retention_max_age_days: float | None = Field(
+        30, gt=0, description="Prune finished executions and task lists older than this."
+    )
+    retention_max_executions: int | None = Field(
+        10000, ge=0, description="Keep at most this many executions; older finished ones go."
+    )
+    retention_max_event_bytes: int | None = Field(
+        2048 * MiB,
+        ge=0,
+        description="Prune the oldest finished executions while stored output exceeds this.",
+    )
+
     # --- logging ---------------------------------------------------------------------------
     log_level: str = Field(
         "INFO",
@@ -155,6 +203,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "human", "json"] = Field(
         "auto", description="human on a TTY, JSON lines otherwise (auto)."
     )
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "cc-executor.db"
 
     @property
     def token_file(self) -> Path:

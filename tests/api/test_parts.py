@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import pytest
-from tests.api.fakes import Answer, FakeRunner
 
 import cc_executor
 import cc_executor.api
 import cc_executor.client.cc_execute as legacy
-from cc_executor.api import TaskEvent, acc_execute, export_execution_history, parse_json_answer
+from cc_executor.api import TaskEvent, parse_json_answer
 from cc_executor.api.events import event_from_frame
 from cc_executor.api.result import outcome_from_events
 from cc_executor.api.runners import daemon_url
-from cc_executor.config import Settings
 
 
 @pytest.mark.parametrize(
@@ -99,28 +95,6 @@ def test_events_from_frames_and_summaries() -> None:
     assert result.summary() == "result: success"
     tool = TaskEvent("e", "agent.event", 1, {"kind": "tool_result", "content": "hi"})
     assert tool.summary() == "tool_result: hi"
-
-
-async def test_export_history_json_and_csv(settings: Settings) -> None:
-    await acc_execute("first", settings=settings, runner=FakeRunner(Answer("1")))
-    await acc_execute("second", settings=settings, runner=FakeRunner(Answer("2")))
-    rows = json.loads(await export_execution_history(format="json", limit=10))
-    assert [r["task"] for r in rows] == ["second", "first"]  # newest first
-    assert rows[0]["success"] is True
-    assert rows[0]["uuid_found"] is True
-    table = list(csv.DictReader(io.StringIO(await export_execution_history("csv", limit=1))))
-    assert len(table) == 1
-    assert table[0]["task"] == "second"
-    with pytest.raises(ValueError, match="format"):
-        await export_execution_history(format="xml")  # type: ignore[arg-type]
-
-
-def test_format_history_csv_nests_json() -> None:
-    from cc_executor.api.history import format_history
-
-    text = format_history([{"a": 1, "b": {"x": 1}}, {"c": [1]}], "csv")
-    assert text.splitlines()[0] == "a,b,c"
-    assert '"{""x"": 1}"' in text
 
 
 @pytest.mark.parametrize(

@@ -243,11 +243,12 @@ async def test_list_and_status(daemon: Any) -> None:
     assert run.execution_id in [e["execution_id"] for e in listing["executions"]]
 
 
-async def test_hook_status_reports_no_hooks(daemon: Any) -> None:
+async def test_hook_status_reports_the_built_in_hook(daemon: Any) -> None:
     async with daemon.session() as peer:
         result = await peer.call("hook_status")
-    assert result["configured"] is False
-    assert "no hooks" in result["message"]
+    assert result["enabled"] is True
+    assert [hook["name"] for hook in result["hooks"]] == ["builtin.receipt"]
+    assert result["errors"] == []
 
 
 async def test_client_chosen_execution_id_is_idempotent(daemon: Any) -> None:

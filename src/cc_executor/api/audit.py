@@ -1,14 +1,16 @@
-"""After the fact: ``verify_execution`` (receipts) and ``export_execution_history``."""
+"""After the fact: ``verify_execution`` (receipts) and ``export_execution_history``.
+
+``export_execution_history`` lives in :mod:`cc_executor.api.history`; it is re-exported here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from cc_executor.api import history
-from cc_executor.api.execute import build_runner, reports_dir_of, settings_or_default
+from cc_executor.api.execute import reports_dir_of, settings_or_default
+from cc_executor.api.history import export_execution_history
 from cc_executor.api.receipts import Verification, verify
-from cc_executor.api.runners import DaemonRunner
 from cc_executor.config import Settings
 
 __all__ = ["export_execution_history", "verify_execution"]
@@ -36,28 +38,3 @@ def verify_execution(
     result = history.find_result(execution_id)
     events = result.events if result is not None and result.execution_id == execution_id else None
     return verify(execution_id, folder, events)
-
-
-async def export_execution_history(
-    format: Literal["json", "csv"] = "json",
-    limit: int = 100,
-    *,
-    server_url: str | None = None,
-    settings: Settings | None = None,
-    token: str | None = None,
-) -> str:
-    """The newest ``limit`` executions as JSON (an array) or CSV text.
-
-    Without ``server_url``: the tasks this process ran through the Python API (kept in memory,
-    newest first). With ``server_url``: the daemon's ``list`` (what it still holds in memory).
-    Durable history across restarts comes with the storage layer in a later issue.
-    """
-    if format not in ("json", "csv"):
-        raise ValueError(f"format must be 'json' or 'csv', not {format!r}")
-    if server_url is None:
-        return history.format_history(history.local_rows(limit), format)
-    runner = build_runner(settings_or_default(settings), server_url, token)
-    assert isinstance(runner, DaemonRunner)
-    async with runner:
-        rows = await runner.list_executions(limit)
-    return history.format_history(list(rows), format)

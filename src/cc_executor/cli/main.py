@@ -7,8 +7,13 @@ from typing import Annotated
 import typer
 
 from cc_executor import __version__
+from cc_executor.cli.assess_cmd import test_app
 from cc_executor.cli.config_cmd import config_app
 from cc_executor.cli.console import console
+from cc_executor.cli.history_cmd import history_app
+from cc_executor.cli.hooks_cmd import hooks_app
+from cc_executor.cli.init_cmd import init
+from cc_executor.cli.mcp_cmd import mcp
 from cc_executor.cli.run_cmd import run
 from cc_executor.cli.server_cmd import server_app
 
@@ -22,6 +27,11 @@ app = typer.Typer(
 )
 app.add_typer(server_app, name="server")
 app.add_typer(config_app, name="config")
+app.add_typer(history_app, name="history")
+app.add_typer(hooks_app, name="hooks")
+app.add_typer(test_app, name="test")
+app.command("init")(init)
+app.command("mcp")(mcp)
 app.command(
     "run",
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},

@@ -41,3 +41,24 @@ __all__ = [
     "normalize_result",
     "usage_limit_wait",
 ]
+
+# --- hooks (see scheduler/hooks/) ----------------------------------------------------------------
+from cc_executor.scheduler.hooks import (
+    HookContext,
+    HookEvent,
+    HookOutcome,
+    HookResult,
+    HookRunner,
+    hook,
+    install_reload_signal,
+)
+
+__all__ += [
+    "HookContext",
+    "HookEvent",
+    "HookOutcome",
+    "HookResult",
+    "HookRunner",
+    "hook",
+    "install_reload_signal",
+]

@@ -79,8 +79,8 @@ def record_of(execution: Execution, *, last_seq: int | None = None) -> Execution
         task_list_id=task_list_id if isinstance(task_list_id, str) else None,
         task_index=task_index if isinstance(task_index, int) else None,
         timeout=spec.timeout,
-        timeout_predicted=bool(metadata.get("timeout_predicted", False)),
-        category=metadata.get("category") if isinstance(metadata.get("category"), str) else None,
+        timeout_predicted=bool(spec.labels.get("timeout_predicted", False)),
+        category=category if isinstance(category := spec.labels.get("category"), str) else None,
         result=agent_result,
         output_bytes=execution.output_bytes,
     )
@@ -95,8 +95,11 @@ class StoreRecorder:
         *,
         batch_bytes: int = RECORD_BATCH_BYTES,
         on_persisted: Callable[[Execution], Awaitable[None]] | None = None,
+        on_state: Callable[[Execution, str | None], None] | None = None,
     ) -> None:
         self.store = store
+        self._on_state = on_state
+        self._states: dict[str, str] = {}  # the state last written, per tracked execution
         self._batch_bytes = batch_bytes
         self._on_persisted = on_persisted
         self._tracked: dict[str, Execution] = {}
@@ -187,12 +190,19 @@ class StoreRecorder:
         for execution, seq, caught_up in touched:
             await self.store.put_execution(record_of(execution, last_seq=seq))
             self._persisted[execution.id] = seq
+            state = execution.state.value
+            previous = self._states.get(execution.id)
+            if state != previous:
+                self._states[execution.id] = state
+                if self._on_state is not None:
+                    self._on_state(execution, previous)
             if caught_up and execution.finished and execution.log.last_seq == seq:
                 await self._finished(execution)
 
     async def _finished(self, execution: Execution) -> None:
         self._tracked.pop(execution.id, None)
         self._persisted.pop(execution.id, None)
+        self._states.pop(execution.id, None)
         execution.log.listener = None
         if self._on_persisted is not None:
             try:

@@ -16,7 +16,7 @@ import builtins
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -27,6 +27,7 @@ from cc_executor.protocol import ExecuteParams
 from cc_executor.protocol.jsonrpc import encode_notification
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.agent_spec import ClaudeRunConfig, build_execute_spec
+from cc_executor.scheduler.hooks.gate import HookGate
 from cc_executor.scheduler.recorder import StoreRecorder, record_of
 from cc_executor.storage.base import LOST, ExecutionRecord, Store, StoredEvent
 from cc_executor.supervisor import Event, Execution, ExecutionSpec, Gap, Supervisor
@@ -37,7 +38,6 @@ __all__ = [
     "UNFINISHED_STATES",
     "WAIT_MAX_S",
     "ExecutionService",
-    "HookGate",
     "TimeoutPlanner",
     "record_info",
 ]
@@ -46,14 +46,6 @@ REPLAY_PAGE_EVENTS = 256  # events per store read while replaying a past executi
 WAIT_MAX_S = 3600.0  # longest single wait() a door may ask for
 RECOVERY_PAGE = 1000  # unfinished executions read per page at start
 UNFINISHED_STATES = ("pending", "running", "paused", "waiting_for_limit")
-
-
-class HookGate(Protocol):
-    """What the service needs of the hook runner (``scheduler/hooks``)."""
-
-    async def pre_execution(self, params: ExecuteParams) -> tuple[bool, str | None]: ...
-    async def execution_finished(self, execution: Execution) -> None: ...
-    def status(self) -> dict[str, Any]: ...
 
 
 class TimeoutPlanner(Protocol):
@@ -84,7 +76,12 @@ def record_info(record: ExecutionRecord) -> dict[str, Any]:
         "attempt": record.attempt,
         "agent": record.agent,
         "output_bytes": record.output_bytes,
+        "timeout": record.timeout,
     }
+    if record.category is not None:
+        info["category"] = record.category
+    if record.timeout_predicted:
+        info["timeout_predicted"] = True
     result = dict(record.result or {})
     if record.agent is not None:
         info["session_id"] = result.pop("session_id", None)
@@ -110,7 +107,11 @@ class ExecutionService:
         self.claude = claude or ClaudeRunConfig()
         self.hooks = hooks
         self.timeouts = timeouts
-        self.recorder = StoreRecorder(store, on_persisted=self._persisted)
+        self.recorder = StoreRecorder(
+            store,
+            on_persisted=self._persisted,
+            on_state=hooks.state_changed if hooks is not None else None,
+        )
         supervisor.observer = self.recorder
         self._tasks: asyncio.TaskGroup | None = None
         self._recorder_task: asyncio.Task[None] | None = None
@@ -126,6 +127,8 @@ class ExecutionService:
             self._tasks = asyncio.TaskGroup()
             await self._tasks.__aenter__()
             self._recorder_task = self._tasks.create_task(self.recorder.run(), name="recorder")
+            if self.hooks is not None:
+                self.hooks.bind(self._spawn)
             await self.supervisor.__aenter__()
         except BaseException:
             await self._close_tasks()
@@ -152,6 +155,13 @@ class ExecutionService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tasks.__aexit__(None, None, None)
             self._tasks = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, owned by the service (hooks, statistics)."""
+        if self._tasks is None:
+            coro.close()
+            return
+        self._tasks.create_task(coro)
 
     def on_finished(self, callback: Callable[[Execution], Awaitable[None]]) -> None:
         """Run ``callback`` once a finished execution is fully in the store."""
@@ -230,17 +240,21 @@ class ExecutionService:
                     f"refused by a pre_execution hook: {message or 'no reason given'}",
                     hook_message=message,
                 )
-        metadata = dict(params.metadata or {})
+        labels: dict[str, object] = {}
         if self.timeouts is not None:
             category = self.timeouts.classify(params)
-            metadata["category"] = category
+            labels["category"] = category
             if params.timeout is None:
                 predicted = await self.timeouts.predict(category, params)
                 if predicted is not None:
-                    metadata["timeout_predicted"] = True
+                    labels["timeout_predicted"] = True
                     params = params.model_copy(update={"timeout": predicted})
-        params = params.model_copy(update={"metadata": metadata or None})
-        return await self.supervisor.execute(self._spec(params))
+        spec = self._spec(params)
+        spec.labels.update(labels)
+        execution = await self.supervisor.execute(spec)
+        if self.hooks is not None:
+            self.hooks.watch(execution)
+        return execution
 
     def _spec(self, params: ExecuteParams) -> ExecutionSpec:
         return build_execute_spec(params, shell=self.supervisor.shell, claude=self.claude)

@@ -34,6 +34,7 @@ from cc_executor.errors import CCExecutorError, ExecutionNotFound, InvalidParams
 from cc_executor.protocol import ExecuteParams, TaskListCreateParams
 from cc_executor.protocol.jsonrpc import encode_notification
 from cc_executor.protocol.names import Notification
+from cc_executor.scheduler.hooks.model import HookEvent
 from cc_executor.scheduler.service import ExecutionService
 from cc_executor.storage.base import LOST, Store, TaskListRecord, TaskRecord
 from cc_executor.supervisor import Execution, ExecutionState
@@ -350,7 +351,30 @@ class TaskLists:
                     run, index, "skipped", error=f"dependencies not completed: {missing}"
                 )
                 continue
+            if self.service.hooks is not None:
+                proceed, message = await self.service.hooks.task_event(
+                    HookEvent.PRE_TASK, list_id=run.record.list_id, index=index, spec=task.spec
+                )
+                if not proceed:
+                    await self._finish_task(
+                        run, index, "failed", error=f"refused by a pre_task hook: {message}"
+                    )
+                    if task.on_failure == "stop":
+                        failed = True
+                        break
+                    continue
             outcome = await self._run_task(run, index)
+            if self.service.hooks is not None:
+                done = run.tasks[index]
+                await self.service.hooks.task_event(
+                    HookEvent.POST_TASK,
+                    list_id=run.record.list_id,
+                    index=index,
+                    spec=done.spec,
+                    state=done.state,
+                    exit_code=done.exit_code,
+                    execution_id=done.execution_ids[-1] if done.execution_ids else None,
+                )
             if run.canceled:
                 break
             if outcome != "completed" and run.tasks[index].on_failure == "stop":

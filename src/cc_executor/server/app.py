@@ -8,6 +8,7 @@ to hand the children a copy of it without the daemon's token.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ from cc_executor import __version__
 from cc_executor.config import Settings
 from cc_executor.errors import CCExecutorError
 from cc_executor.scheduler import ClaudeRunConfig
+from cc_executor.scheduler.hooks import install_reload_signal
+from cc_executor.scheduler.hooks.gate import HookGate
 from cc_executor.scheduler.service import ExecutionService
 from cc_executor.scheduler.task_lists import TaskLists
+from cc_executor.scheduler.timeouts import TimeoutPredictor
 from cc_executor.server.mcp import mount_mcp
 from cc_executor.server.rest import build_rest_router, claude_path_lookup, rest_error_handler
 from cc_executor.server.security import HostCheckMiddleware, allowed_host_names, allowed_origins
@@ -85,7 +89,19 @@ class Services:
         """Open the store, recover, start the supervisor and the task lists; undo in reverse."""
         remove_stale_spool(self.spool_dir)
         async with self.service, self.task_lists:
-            yield self
+            hooks = self.service.hooks
+            # SIGHUP reloads hooks; signal handlers exist only on the main thread (the daemon),
+            # not in the in-thread servers tests run.
+            uninstall = (
+                install_reload_signal(hooks.runner)
+                if hooks is not None and threading.current_thread() is threading.main_thread()
+                else None
+            )
+            try:
+                yield self
+            finally:
+                if uninstall is not None:
+                    uninstall()
 
 
 def build_services(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Services:
@@ -107,7 +123,15 @@ def build_services(settings: Settings, *, environ: Mapping[str, str] | None = No
     )
     # `claude` is looked up where the children look: on the PATH they inherit.
     claude = ClaudeRunConfig.from_settings(settings, search_path=base_env.get("PATH"))
-    service = ExecutionService(supervisor=supervisor, store=open_store(settings), claude=claude)
+    store = open_store(settings)
+    hooks = HookGate.from_settings(settings, base_env=base_env, record=store.add_hook_run)
+    service = ExecutionService(
+        supervisor=supervisor,
+        store=store,
+        claude=claude,
+        hooks=hooks,
+        timeouts=TimeoutPredictor.from_settings(settings, store),
+    )
     return Services(
         supervisor=supervisor,
         service=service,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from loguru import logger
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,10 +22,12 @@ __all__ = [
     "SUBPROTOCOL",
     "Decision",
     "HostCheckMiddleware",
+    "RequestGuard",
     "allowed_host_names",
     "allowed_origins",
     "authorize_websocket",
     "bearer_token_from_headers",
+    "check_bearer",
     "host_allowed",
     "origin_allowed",
 ]
@@ -109,6 +112,20 @@ def bearer_token_from_headers(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def check_bearer(given: str | None, token: str | None) -> Decision:
+    """The token check every door shares: 401 when none was given, 403 when it is wrong.
+
+    ``token=None`` means auth is off. The comparison takes constant time.
+    """
+    if token is None:
+        return Decision(True)
+    if given is None:
+        return Decision(False, 401, "missing bearer token")
+    if not tokens_equal(given, token):
+        return Decision(False, 403, "invalid bearer token")
+    return Decision(True)
+
+
 def authorize_websocket(
     headers: Mapping[str, str],
     *,
@@ -121,12 +138,9 @@ def authorize_websocket(
         return Decision(False, 403, "Host header not allowed")
     if not origin_allowed(headers.get("origin"), origins):
         return Decision(False, 403, "Origin not allowed")
-    if token is not None:
-        given = bearer_token_from_headers(headers)
-        if given is None:
-            return Decision(False, 401, "missing bearer token")
-        if not tokens_equal(given, token):
-            return Decision(False, 403, "invalid bearer token")
+    checked = check_bearer(bearer_token_from_headers(headers), token)
+    if not checked.allowed:
+        return checked
     offered = _offered_subprotocols(headers)
     return Decision(True, subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
 
@@ -152,6 +166,59 @@ class HostCheckMiddleware:
                     break
             if not host_allowed(host, self.hosts):
                 response = JSONResponse({"error": "Host header not allowed"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# --- HTTP doors (added for the /mcp endpoint, server/mcp.py) -------------------------------------
+
+
+class RequestGuard:
+    """Wrap an ASGI app so every HTTP request passes the handshake rules first.
+
+    The same decision as :func:`authorize_websocket` (Host, then Origin, then the bearer token),
+    taken from the request's headers before the wrapped app sees a byte of the body. A refusal is
+    401 (no token; with ``WWW-Authenticate: Bearer``) or 403 (bad Host, Origin or token) and a
+    JSON ``{"error": reason}`` body that never contains the token.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        hosts: frozenset[str],
+        origins: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.hosts = hosts
+        self.origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {
+                key.decode("latin-1").lower(): value.decode("latin-1")
+                for key, value in scope.get("headers", ())
+            }
+            decision = authorize_websocket(
+                headers, token=self.token, hosts=self.hosts, origins=self.origins
+            )
+            if not decision.allowed:
+                client = scope.get("client")
+                logger.warning(
+                    "refused {} {} from {}: {} ({})",
+                    scope.get("method", "?"),
+                    scope.get("path", "?"),
+                    f"{client[0]}:{client[1]}" if client else "?",
+                    decision.reason,
+                    decision.status,
+                )
+                extra = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
+                response = JSONResponse(
+                    {"error": decision.reason}, status_code=decision.status, headers=extra
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

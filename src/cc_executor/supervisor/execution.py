@@ -104,6 +104,9 @@ class ExecutionSpec:
     agent: str | None = None
     env_hook: EnvHook | None = None  # e.g. remove a parent agent session's variables
     attempt_policy: AttemptPolicy | None = None  # retries, output observer (one per execution)
+    # The daemon's own annotations (timeout-prediction class, ...): shown by status, never mixed
+    # into the caller's metadata.
+    labels: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.display_command and all(isinstance(arg, str) for arg in self.argv):
@@ -204,6 +207,8 @@ class Execution:
             "attempt": self.attempt,
             "agent": self.spec.agent,
             "output_bytes": self.output_bytes,
+            "timeout": self.spec.timeout,
+            **self.spec.labels,
         }
         if self._policy is not None:
             info.update(self._policy.info())

@@ -1,0 +1,591 @@
+"""The embedded store: one SQLite file in WAL mode (the single-machine default).
+
+Owns: the schema and its migrations (``PRAGMA user_version`` + :data:`MIGRATIONS`), the file's
+permissions (0600), and running every SQLite call off the event loop. Does not own when anything
+is written (the recorder decides) or what records mean.
+
+Threads: one writer thread with its own connection (a single-worker executor, so writes are applied
+in call order) and one reader thread with a read-only connection. WAL lets a read run while a long
+write transaction is open; the reader sees the last committed state.
+
+Durability: every write method returns after its transaction committed. With
+``synchronous="NORMAL"`` a committed write survives a crash of the daemon but the last commits may
+be lost on power failure or a kernel crash; ``"FULL"`` syncs the WAL on every commit and survives
+both. See ``docs/storage.md``.
+
+Length: past 500 lines because the schema text lives here beside the queries that depend on it;
+splitting it out would separate a column from the SQL that reads it.
+"""
+
+# SQL text is assembled only from record field names, table names and "?" placeholders; every
+# value is a bound parameter, so S608 (string-built SQL) does not apply anywhere in this module.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from loguru import logger
+
+from cc_executor.errors import ServiceError
+from cc_executor.storage._records import (
+    DURATIONS,
+    DURATIONS_KEPT_PER_CATEGORY,
+    EXECUTIONS,
+    HOOK_RUNS,
+    HOOK_RUNS_KEPT,
+    TASK_LISTS,
+    TASKS,
+    RecordShape,
+    frame_bytes,
+)
+from cc_executor.storage.base import (
+    FINISHED_EXECUTION_STATES,
+    FINISHED_TASK_LIST_STATES,
+    DurationSample,
+    ExecutionRecord,
+    HookRunRecord,
+    PruneReport,
+    StoredEvent,
+    TaskListRecord,
+    TaskRecord,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore", "migrate"]
+
+FILE_MODE = 0o600  # history holds commands, prompts and output: owner only
+DIR_MODE = 0o700  # the same for a directory we create
+BUSY_TIMEOUT_MS = 5_000  # another process (a CLI reading history) may hold the lock briefly
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # shrink the WAL after one huge write is checkpointed
+ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: executions and their events
+    (
+        """CREATE TABLE executions (
+            "execution_id" TEXT PRIMARY KEY, "state" TEXT NOT NULL, "command" TEXT NOT NULL,
+            "argv" TEXT NOT NULL, "cwd" TEXT, "agent" TEXT, "metadata" TEXT NOT NULL,
+            "pid" INTEGER, "pgid" INTEGER, "exit_code" INTEGER, "signal" TEXT, "reason" TEXT,
+            "created_at" REAL NOT NULL, "started_at" REAL, "ended_at" REAL,
+            "execution_time" REAL, "last_seq" INTEGER NOT NULL, "attempt" INTEGER NOT NULL,
+            "task_list_id" TEXT, "task_index" INTEGER, "timeout" REAL,
+            "timeout_predicted" INTEGER NOT NULL, "category" TEXT, "result" TEXT,
+            "output_bytes" INTEGER NOT NULL)""",
+        "CREATE INDEX executions_created ON executions (created_at, execution_id)",
+        "CREATE INDEX executions_state ON executions (state, created_at, execution_id)",
+        "CREATE INDEX executions_list ON executions (task_list_id, created_at, execution_id)",
+        # A rowid table, not WITHOUT ROWID: frames reach 64 KiB and more, far past the size
+        # where a clustered primary key pays off.
+        """CREATE TABLE events (
+            "execution_id" TEXT NOT NULL, "seq" INTEGER NOT NULL, "method" TEXT NOT NULL,
+            "frame" TEXT NOT NULL, PRIMARY KEY ("execution_id", "seq"))""",
+        # Kept per append so retention by bytes never has to sum a million frames.
+        """CREATE TABLE event_totals (
+            "execution_id" TEXT PRIMARY KEY, "events" INTEGER NOT NULL,
+            "bytes" INTEGER NOT NULL) WITHOUT ROWID""",
+    ),
+    # 2: task lists, hooks, timing statistics
+    (
+        """CREATE TABLE task_lists (
+            "list_id" TEXT PRIMARY KEY, "state" TEXT NOT NULL, "name" TEXT,
+            "queue_paused" INTEGER NOT NULL, "created_at" REAL NOT NULL,
+            "updated_at" REAL NOT NULL, "started_at" REAL, "ended_at" REAL,
+            "total_tasks" INTEGER NOT NULL, "metadata" TEXT NOT NULL)""",
+        "CREATE INDEX task_lists_created ON task_lists (created_at, list_id)",
+        "CREATE INDEX task_lists_state ON task_lists (state, created_at, list_id)",
+        """CREATE TABLE tasks (
+            "list_id" TEXT NOT NULL, "index" INTEGER NOT NULL, "spec" TEXT NOT NULL,
+            "state" TEXT NOT NULL, "timeout" REAL, "retries" INTEGER NOT NULL,
+            "on_failure" TEXT NOT NULL, "depends_on" TEXT NOT NULL, "attempts" INTEGER NOT NULL,
+            "execution_ids" TEXT NOT NULL, "started_at" REAL, "ended_at" REAL,
+            "exit_code" INTEGER, "error" TEXT, "result" TEXT,
+            PRIMARY KEY ("list_id", "index"))""",
+        """CREATE TABLE hook_runs (
+            "id" INTEGER PRIMARY KEY, "hook" TEXT NOT NULL, "event" TEXT NOT NULL,
+            "started_at" REAL NOT NULL, "duration_s" REAL NOT NULL, "ok" INTEGER NOT NULL,
+            "proceed" INTEGER NOT NULL, "message" TEXT, "error" TEXT, "execution_id" TEXT,
+            "list_id" TEXT)""",
+        "CREATE INDEX hook_runs_hook ON hook_runs (hook, id)",
+        """CREATE TABLE durations (
+            "id" INTEGER PRIMARY KEY, "category" TEXT NOT NULL, "duration_s" REAL NOT NULL,
+            "recorded_at" REAL NOT NULL, "execution_id" TEXT, "predicted_timeout_s" REAL,
+            "state" TEXT NOT NULL)""",
+        "CREATE INDEX durations_category ON durations (category, id)",
+    ),
+)
+"""Schema steps: step ``i`` moves ``user_version`` from ``i - 1`` to ``i``. Append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing steps up to ``target``, each in its own transaction; return the version.
+
+    A file written by a newer cc-executor (a higher ``user_version``) is refused, not downgraded.
+    """
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise ServiceError(
+            "the store was written by a newer cc-executor", version=current, known=SCHEMA_VERSION
+        )
+    for version in range(current + 1, target + 1):
+        with _transaction(conn):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version:d}")
+        logger.info("sqlite store migrated to schema {}", version)
+    return max(current, target)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _columns(shape: RecordShape[Any]) -> str:
+    return ", ".join(f'"{name}"' for name in shape.names)
+
+
+def _upsert_sql(table: str, shape: RecordShape[Any]) -> str:
+    marks = ", ".join("?" for _ in shape.names)
+    return f"INSERT OR REPLACE INTO {table} ({_columns(shape)}) VALUES ({marks})"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+_FINISHED_EXECUTIONS = tuple(sorted(FINISHED_EXECUTION_STATES))
+_FINISHED_LISTS = tuple(sorted(FINISHED_TASK_LIST_STATES))
+
+
+class SqliteStore:
+    """:class:`~cc_executor.storage.base.Store` on one SQLite file (WAL)."""
+
+    def __init__(self, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="cc-executor-sqlite-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="cc-executor-sqlite-reader")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writer, self._open_writer)
+            await loop.run_in_executor(self._reader, self._open_reader)
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise ServiceError(f"cannot open the store: {exc}", path=str(self.path)) from exc
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        loop = asyncio.get_running_loop()
+        if writer is not None:
+            # Queued behind every write already submitted, so those are committed first.
+            await loop.run_in_executor(writer, self._close_writer)
+            writer.shutdown(wait=False)
+        if reader is not None:
+            await loop.run_in_executor(reader, self._close_reader)
+            reader.shutdown(wait=False)
+
+    def _open_writer(self) -> None:
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        os.close(fd)
+        if self.path.stat().st_mode & 0o777 != FILE_MODE:
+            os.chmod(self.path, FILE_MODE)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            # auto_vacuum only takes effect on a file without tables, so it is set before the
+            # first migration and is a no-op afterwards; prune then returns freed pages.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES:d}")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._wconn = conn
+
+    def _open_reader(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        self._rconn = conn
+
+    def _close_writer(self) -> None:
+        if self._wconn is not None:
+            try:
+                conn, self._wconn = self._wconn, None
+                # optimize may ANALYZE the events table; the limit keeps that to a sample
+                # instead of a read of every event at shutdown.
+                conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT_ROWS:d}")
+                conn.execute("PRAGMA optimize")
+            finally:
+                conn.close()
+
+    def _close_reader(self) -> None:
+        if self._rconn is not None:
+            conn, self._rconn = self._rconn, None
+            conn.close()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer thread with the writer connection, in call order."""
+        if self._writer is None:
+            raise ServiceError("the store is not open", path=str(self.path))
+
+        def run() -> T:
+            assert self._wconn is not None
+            return fn(self._wconn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the reader thread with the read-only connection."""
+        if self._reader is None:
+            raise ServiceError("the store is not open", path=str(self.path))
+
+        def run() -> T:
+            assert self._rconn is not None
+            return fn(self._rconn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    # --- executions --------------------------------------------------------------------------
+
+    async def put_execution(self, record: ExecutionRecord) -> None:
+        sql, row = _upsert_sql("executions", EXECUTIONS), EXECUTIONS.to_row(record)
+        await self._write(lambda c: _execute(c, sql, row))
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        sql = f"SELECT {_columns(EXECUTIONS)} FROM executions WHERE execution_id = ?"
+        row = await self._read(lambda c: c.execute(sql, (execution_id,)).fetchone())
+        return None if row is None else EXECUTIONS.from_row(row)
+
+    async def list_executions(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        limit: int = 100,
+        before: float | None = None,
+        since: float | None = None,
+        task_list_id: str | None = None,
+    ) -> list[ExecutionRecord]:
+        if limit <= 0 or (states is not None and not states):
+            return []
+        where: list[str] = []
+        params: list[object] = []
+        if states is not None:
+            where.append(f"state IN ({_marks(states)})")
+            params.extend(states)
+        if before is not None:
+            where.append("created_at < ?")
+            params.append(before)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if task_list_id is not None:
+            where.append("task_list_id = ?")
+            params.append(task_list_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = (
+            f"SELECT {_columns(EXECUTIONS)} FROM executions {clause}"
+            " ORDER BY created_at DESC, execution_id DESC LIMIT ?"
+        )
+        params.append(limit)
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        return [EXECUTIONS.from_row(r) for r in rows]
+
+    async def count_executions(self, *, states: Sequence[str] | None = None) -> int:
+        if states is not None and not states:
+            return 0
+        sql, params = "SELECT COUNT(*) FROM executions", tuple(states or ())
+        if states is not None:
+            sql += f" WHERE state IN ({_marks(states)})"
+        row = await self._read(lambda c: c.execute(sql, params).fetchone())
+        return int(row[0])
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[StoredEvent]) -> None:
+        if events:
+            batch = list(events)
+            await self._write(lambda c: _append_events(c, batch))
+
+    async def read_events(
+        self, execution_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        if limit <= 0:
+            return []
+        sql = (
+            "SELECT seq, method, frame FROM events WHERE execution_id = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?"
+        )
+        rows = await self._read(
+            lambda c: c.execute(sql, (execution_id, after_seq, limit)).fetchall()
+        )
+        return [StoredEvent(execution_id, seq, method, frame) for seq, method, frame in rows]
+
+    async def last_event_seq(self, execution_id: str) -> int:
+        sql = "SELECT MAX(seq) FROM events WHERE execution_id = ?"
+        row = await self._read(lambda c: c.execute(sql, (execution_id,)).fetchone())
+        return 0 if row[0] is None else int(row[0])
+
+    # --- task lists --------------------------------------------------------------------------
+
+    async def put_task_list(self, record: TaskListRecord) -> None:
+        sql, row = _upsert_sql("task_lists", TASK_LISTS), TASK_LISTS.to_row(record)
+        await self._write(lambda c: _execute(c, sql, row))
+
+    async def get_task_list(self, list_id: str) -> TaskListRecord | None:
+        sql = f"SELECT {_columns(TASK_LISTS)} FROM task_lists WHERE list_id = ?"
+        row = await self._read(lambda c: c.execute(sql, (list_id,)).fetchone())
+        return None if row is None else TASK_LISTS.from_row(row)
+
+    async def list_task_lists(
+        self, *, states: Sequence[str] | None = None, limit: int = 100
+    ) -> list[TaskListRecord]:
+        if limit <= 0 or (states is not None and not states):
+            return []
+        clause, params = "", [*(states or ()), limit]
+        if states is not None:
+            clause = f"WHERE state IN ({_marks(states)})"
+        sql = (
+            f"SELECT {_columns(TASK_LISTS)} FROM task_lists {clause}"
+            " ORDER BY created_at DESC, list_id DESC LIMIT ?"
+        )
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        return [TASK_LISTS.from_row(r) for r in rows]
+
+    async def put_task(self, record: TaskRecord) -> None:
+        sql, row = _upsert_sql("tasks", TASKS), TASKS.to_row(record)
+        await self._write(lambda c: _execute(c, sql, row))
+
+    async def get_tasks(self, list_id: str) -> list[TaskRecord]:
+        sql = f'SELECT {_columns(TASKS)} FROM tasks WHERE list_id = ? ORDER BY "index"'
+        rows = await self._read(lambda c: c.execute(sql, (list_id,)).fetchall())
+        return [TASKS.from_row(r) for r in rows]
+
+    # --- hooks and statistics ----------------------------------------------------------------
+
+    async def add_hook_run(self, record: HookRunRecord) -> None:
+        row = HOOK_RUNS.to_row(record)
+        await self._write(lambda c: _add_hook_run(c, row))
+
+    async def list_hook_runs(
+        self, *, hook: str | None = None, limit: int = 50
+    ) -> list[HookRunRecord]:
+        if limit <= 0:
+            return []
+        where, params = ("", (limit,)) if hook is None else ("WHERE hook = ?", (hook, limit))
+        sql = f"SELECT {_columns(HOOK_RUNS)} FROM hook_runs {where} ORDER BY id DESC LIMIT ?"
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        return [HOOK_RUNS.from_row(r) for r in rows]
+
+    async def add_duration(self, sample: DurationSample) -> None:
+        row = DURATIONS.to_row(sample)
+        await self._write(lambda c: _add_duration(c, sample.category, row))
+
+    async def durations(
+        self, category: str | None = None, *, limit: int = 200
+    ) -> list[DurationSample]:
+        if limit <= 0:
+            return []
+        where, params = (
+            ("", (limit,)) if category is None else ("WHERE category = ?", (category, limit))
+        )
+        sql = f"SELECT {_columns(DURATIONS)} FROM durations {where} ORDER BY id DESC LIMIT ?"
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        return [DURATIONS.from_row(r) for r in rows]
+
+    # --- retention ---------------------------------------------------------------------------
+
+    async def prune(
+        self,
+        *,
+        older_than_s: float | None = None,
+        keep_last: int | None = None,
+        max_event_bytes: int | None = None,
+    ) -> PruneReport:
+        now = time.time()
+        report = await self._write(
+            lambda c: _prune(c, now, older_than_s, keep_last, max_event_bytes)
+        )
+        if report.executions or report.task_lists:
+            logger.info(
+                "pruned {} executions ({} events) and {} task lists",
+                report.executions,
+                report.events,
+                report.task_lists,
+            )
+        return report
+
+
+# --- writer-thread work ------------------------------------------------------------------------
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> None:
+    conn.execute(sql, params)  # autocommit: one statement, one transaction
+
+
+def _append_events(conn: sqlite3.Connection, events: list[StoredEvent]) -> None:
+    by_execution: dict[str, dict[int, StoredEvent]] = {}
+    for event in events:
+        by_execution.setdefault(event.execution_id, {}).setdefault(event.seq, event)
+    insert = "INSERT OR IGNORE INTO events (execution_id, seq, method, frame) VALUES (?, ?, ?, ?)"
+    existing_sql = "SELECT seq FROM events WHERE execution_id = ? AND seq BETWEEN ? AND ?"
+    totals = (
+        "INSERT INTO event_totals (execution_id, events, bytes) VALUES (?, ?, ?)"
+        " ON CONFLICT (execution_id) DO UPDATE SET"
+        " events = events + excluded.events, bytes = bytes + excluded.bytes"
+    )
+    with _transaction(conn):
+        for execution_id, by_seq in by_execution.items():
+            # Only a retried batch overlaps what is stored; finding the overlap is one index
+            # range read, and it keeps event_totals exact without a trigger per row.
+            seqs = by_seq.keys()
+            existing = {
+                seq for (seq,) in conn.execute(existing_sql, (execution_id, min(seqs), max(seqs)))
+            }
+            fresh = [e for seq, e in by_seq.items() if seq not in existing]
+            if not fresh:
+                continue
+            conn.executemany(insert, [(e.execution_id, e.seq, e.method, e.frame) for e in fresh])
+            size = sum(frame_bytes(e.frame) for e in fresh)
+            conn.execute(totals, (execution_id, len(fresh), size))
+
+
+def _add_hook_run(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    cols = _columns(HOOK_RUNS)
+    with _transaction(conn):
+        cursor = conn.execute(f"INSERT INTO hook_runs ({cols}) VALUES ({_marks(row)})", row)
+        newest = int(cursor.lastrowid or 0)
+        conn.execute("DELETE FROM hook_runs WHERE id <= ?", (newest - HOOK_RUNS_KEPT,))
+
+
+def _add_duration(conn: sqlite3.Connection, category: str, row: tuple[object, ...]) -> None:
+    cols = _columns(DURATIONS)
+    with _transaction(conn):
+        conn.execute(f"INSERT INTO durations ({cols}) VALUES ({_marks(row)})", row)
+        conn.execute(
+            "DELETE FROM durations WHERE category = ? AND id <= (SELECT id FROM durations"
+            " WHERE category = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (category, category, DURATIONS_KEPT_PER_CATEGORY),
+        )
+
+
+def _prune_candidates(
+    conn: sqlite3.Connection,
+    *,
+    table: str,
+    key: str,
+    finished: tuple[str, ...],
+    cutoff: float | None,
+    keep_last: int | None,
+) -> dict[str, None]:
+    """Finished rows to delete by age or by rank, oldest first (an insertion-ordered set)."""
+    victims: dict[str, None] = {}
+    states = f"state IN ({_marks(finished)})"
+    order = f"ORDER BY created_at, {key}"
+    if cutoff is not None:
+        sql = f"SELECT {key} FROM {table} WHERE {states} AND created_at < ? {order}"
+        victims.update((k, None) for (k,) in conn.execute(sql, (*finished, cutoff)))
+    if keep_last is not None:
+        sql = (
+            f"SELECT {key} FROM {table} WHERE {states} AND {key} NOT IN (SELECT {key} FROM"
+            f" {table} ORDER BY created_at DESC, {key} DESC LIMIT ?) {order}"
+        )
+        victims.update((k, None) for (k,) in conn.execute(sql, (*finished, max(keep_last, 0))))
+    return victims
+
+
+def _prune(
+    conn: sqlite3.Connection,
+    now: float,
+    older_than_s: float | None,
+    keep_last: int | None,
+    max_event_bytes: int | None,
+) -> PruneReport:
+    cutoff = None if older_than_s is None else now - older_than_s
+    with _transaction(conn):
+        victims = _prune_candidates(
+            conn,
+            table="executions",
+            key="execution_id",
+            finished=_FINISHED_EXECUTIONS,
+            cutoff=cutoff,
+            keep_last=keep_last,
+        )
+        sizes: dict[str, tuple[int, int]] = {
+            eid: (events, size)
+            for eid, events, size in conn.execute(
+                "SELECT execution_id, events, bytes FROM event_totals"
+            )
+        }
+        if max_event_bytes is not None:
+            total = sum(size for eid, (_, size) in sizes.items() if eid not in victims)
+            sql = (
+                f"SELECT execution_id FROM executions WHERE state IN"
+                f" ({_marks(_FINISHED_EXECUTIONS)}) ORDER BY created_at, execution_id"
+            )
+            for (eid,) in conn.execute(sql, _FINISHED_EXECUTIONS).fetchall():
+                if total <= max_event_bytes:
+                    break
+                if eid not in victims and eid in sizes:
+                    victims[eid] = None
+                    total -= sizes[eid][1]
+        ids = [(eid,) for eid in victims]
+        conn.executemany("DELETE FROM events WHERE execution_id = ?", ids)
+        conn.executemany("DELETE FROM event_totals WHERE execution_id = ?", ids)
+        conn.executemany("DELETE FROM executions WHERE execution_id = ?", ids)
+        lists = _prune_candidates(
+            conn,
+            table="task_lists",
+            key="list_id",
+            finished=_FINISHED_LISTS,
+            cutoff=cutoff,
+            keep_last=keep_last,
+        )
+        list_ids = [(lid,) for lid in lists]
+        conn.executemany("DELETE FROM tasks WHERE list_id = ?", list_ids)
+        conn.executemany("DELETE FROM task_lists WHERE list_id = ?", list_ids)
+    if victims or lists:
+        # executescript steps the pragma to the end; execute() would free a single page.
+        conn.executescript("PRAGMA incremental_vacuum")
+    return PruneReport(
+        executions=len(victims),
+        events=sum(sizes.get(eid, (0, 0))[0] for eid in victims),
+        task_lists=len(lists),
+    )

@@ -473,3 +473,22 @@ async def test_hook_runs_and_durations_are_capped(
     assert [r.started_at for r in await store.list_hook_runs(limit=10)] == [4.0, 3.0, 2.0]
     assert [s.duration_s for s in await store.durations("a")] == [4.0, 3.0]
     assert [s.duration_s for s in await store.durations("b")] == [4.0, 3.0]
+
+
+async def test_owner_heartbeats_and_owner_fields(store: Store) -> None:
+    assert await store.owner_heartbeats() == {}
+    await store.heartbeat("daemon-a", 100.0)
+    await store.heartbeat("embedded-b", 150.5)
+    await store.heartbeat("daemon-a", 200.25)  # the newest heartbeat replaces the older one
+    assert await store.owner_heartbeats() == {"daemon-a": 200.25, "embedded-b": 150.5}
+    await store.forget_owner("embedded-b")
+    await store.forget_owner("never-seen")  # no error
+    assert await store.owner_heartbeats() == {"daemon-a": 200.25}
+    await store.put_execution(ExecutionRecord("e1", "running", "true", owner="daemon-a"))
+    await store.put_task_list(TaskListRecord("l1", owner="daemon-a"))
+    execution = await store.get_execution("e1")
+    task_list = await store.get_task_list("l1")
+    assert execution is not None
+    assert execution.owner == "daemon-a"
+    assert task_list is not None
+    assert task_list.owner == "daemon-a"

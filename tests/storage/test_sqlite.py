@@ -49,8 +49,13 @@ async def test_migrates_an_older_file_and_keeps_its_data(tmp_path: Path) -> None
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     record = ExecutionRecord("kept", "completed", "true", created_at=1.0)
-    marks = ", ".join("?" for _ in EXECUTIONS.names)
-    conn.execute(f"INSERT INTO executions VALUES ({marks})", EXECUTIONS.to_row(record))
+    # Step 1's columns: every field but those later steps added (owner, step 3).
+    v1 = [name for name in EXECUTIONS.names if name != "owner"]
+    row = dict(zip(EXECUTIONS.names, EXECUTIONS.to_row(record), strict=True))
+    conn.execute(
+        f"INSERT INTO executions ({', '.join(v1)}) VALUES ({', '.join('?' for _ in v1)})",
+        [row[name] for name in v1],
+    )
     conn.close()
 
     store = SqliteStore(path)

@@ -40,7 +40,9 @@ RECORD_BATCH_BYTES = 4 * 1024 * 1024  # one append_events call carries at most a
 STORE_RETRY_S = 1.0  # after a failed write, wait this long before trying the same batch again
 
 
-def record_of(execution: Execution, *, last_seq: int | None = None) -> ExecutionRecord:
+def record_of(
+    execution: Execution, *, last_seq: int | None = None, owner: str | None = None
+) -> ExecutionRecord:
     """The store's view of a live execution."""
     info = execution.info()
     spec = execution.spec
@@ -83,6 +85,7 @@ def record_of(execution: Execution, *, last_seq: int | None = None) -> Execution
         category=category if isinstance(category := spec.labels.get("category"), str) else None,
         result=agent_result,
         output_bytes=execution.output_bytes,
+        owner=owner,
     )
 
 
@@ -93,11 +96,13 @@ class StoreRecorder:
         self,
         store: Store,
         *,
+        owner: str | None = None,
         batch_bytes: int = RECORD_BATCH_BYTES,
         on_persisted: Callable[[Execution], Awaitable[None]] | None = None,
         on_state: Callable[[Execution, str | None], None] | None = None,
     ) -> None:
         self.store = store
+        self.owner = owner
         self._on_state = on_state
         self._states: dict[str, str] = {}  # the state last written, per tracked execution
         self._batch_bytes = batch_bytes
@@ -188,7 +193,7 @@ class StoreRecorder:
         if events:
             await self.store.append_events(events)
         for execution, seq, caught_up in touched:
-            await self.store.put_execution(record_of(execution, last_seq=seq))
+            await self.store.put_execution(record_of(execution, last_seq=seq, owner=self.owner))
             self._persisted[execution.id] = seq
             state = execution.state.value
             previous = self._states.get(execution.id)

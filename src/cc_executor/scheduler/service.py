@@ -15,8 +15,12 @@ import asyncio
 import builtins
 import contextlib
 import dataclasses
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -29,7 +33,7 @@ from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.agent_spec import ClaudeRunConfig, build_execute_spec
 from cc_executor.scheduler.hooks.gate import HookGate
 from cc_executor.scheduler.recorder import StoreRecorder, record_of
-from cc_executor.storage.base import LOST, ExecutionRecord, Store, StoredEvent
+from cc_executor.storage.base import LOST, ExecutionRecord, PruneReport, Store, StoredEvent
 from cc_executor.supervisor import Event, Execution, ExecutionSpec, Gap, Supervisor
 from cc_executor.supervisor.process import kill_leftovers
 
@@ -38,14 +42,37 @@ __all__ = [
     "UNFINISHED_STATES",
     "WAIT_MAX_S",
     "ExecutionService",
+    "Retention",
     "TimeoutPlanner",
+    "embedded_owner",
     "record_info",
 ]
 
 REPLAY_PAGE_EVENTS = 256  # events per store read while replaying a past execution
+HEARTBEAT_S = 5.0  # how often a running service tells the store it is alive
+OWNER_TTL_S = 30.0  # a service silent this long is dead: others recover what it ran
+PRUNE_INTERVAL_S = 3600.0  # retention runs at start and then this often
 WAIT_MAX_S = 3600.0  # longest single wait() a door may ask for
-RECOVERY_PAGE = 1000  # unfinished executions read per page at start
+RECOVERY_LIMIT = 100_000  # unfinished executions looked at per recovery round
 UNFINISHED_STATES = ("pending", "running", "paused", "waiting_for_limit")
+
+
+def embedded_owner() -> str:
+    """A unique owner id for a service inside some other program (Python API, stdio MCP)."""
+    return f"embedded:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What :meth:`ExecutionService.prune` keeps; ``None`` means no limit of that kind."""
+
+    max_age_s: float | None = None
+    keep_last: int | None = None
+    max_event_bytes: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.max_age_s, self.keep_last, self.max_event_bytes))
 
 
 class TimeoutPlanner(Protocol):
@@ -101,32 +128,42 @@ class ExecutionService:
         claude: ClaudeRunConfig | None = None,
         hooks: HookGate | None = None,
         timeouts: TimeoutPlanner | None = None,
+        owner: str | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.store = store
+        # Who runs what: every record this service writes carries its owner id, and recovery
+        # touches only what this owner's previous incarnation or a dead owner left behind.
+        self.owner = owner or embedded_owner()
+        self.retention = retention or Retention()
         self.claude = claude or ClaudeRunConfig()
         self.hooks = hooks
         self.timeouts = timeouts
         self.recorder = StoreRecorder(
             store,
+            owner=self.owner,
             on_persisted=self._persisted,
             on_state=hooks.state_changed if hooks is not None else None,
         )
         supervisor.observer = self.recorder
         self._tasks: asyncio.TaskGroup | None = None
         self._recorder_task: asyncio.Task[None] | None = None
+        self._maintenance_task: asyncio.Task[None] | None = None
         self._finished_callbacks: list[Callable[[Execution], Awaitable[None]]] = []
-        self.recovered: list[str] = []  # ids marked lost at start
+        self.recovered: list[str] = []  # ids this service marked lost
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         await self.store.open()
         try:
+            await self.store.heartbeat(self.owner, time.time())
             await self.recover()
             self._tasks = asyncio.TaskGroup()
             await self._tasks.__aenter__()
             self._recorder_task = self._tasks.create_task(self.recorder.run(), name="recorder")
+            self._maintenance_task = self._tasks.create_task(self._maintain(), name="maintenance")
             if self.hooks is not None:
                 self.hooks.bind(self._spawn)
             await self.supervisor.__aenter__()
@@ -146,11 +183,15 @@ class ExecutionService:
             await self.supervisor.__aexit__(exc_type, exc, tb)  # drains the recorder
         finally:
             await self._close_tasks()
+            with contextlib.suppress(Exception):  # the store may be what failed
+                await self.store.forget_owner(self.owner)
             await self.store.close()
 
     async def _close_tasks(self) -> None:
         if self._recorder_task is not None:
             self._recorder_task.cancel()
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
         if self._tasks is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tasks.__aexit__(None, None, None)
@@ -177,27 +218,74 @@ class ExecutionService:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    async def recover(self) -> list[str]:
-        """Mark what the store says was running as ``lost``; kill what is left of it.
+    async def dead_owner(self, owner: str | None, heartbeats: dict[str, float]) -> bool:
+        """True when ``owner`` cannot be running what the store says it runs.
 
-        Runs before anything new starts. A leftover process is killed only when it carries the
-        execution's marker (see :func:`~cc_executor.supervisor.process.kill_leftovers`).
+        Our own id is dead for anything we do not hold in memory: it is our previous
+        incarnation's (a daemon restarted on the same state dir and port; the pid-file lock
+        makes that slot ours alone). The callers skip what they hold. So is an owner whose
+        heartbeat is older than :data:`OWNER_TTL_S`, and records written before owners existed.
+        """
+        if owner is None or owner == self.owner:
+            return True
+        seen = heartbeats.get(owner)
+        return seen is None or seen < time.time() - OWNER_TTL_S
+
+    async def recover(self) -> list[str]:
+        """Mark what a dead owner left running as ``lost``; kill what is left of it here.
+
+        Runs before anything new starts, then periodically (an embedded user of the same store
+        may die at any time). A leftover process is killed only when it carries the execution's
+        marker (see :func:`~cc_executor.supervisor.process.kill_leftovers`).
         """
         lost: list[str] = []
-        while True:
-            records = await self.store.list_executions(
-                states=UNFINISHED_STATES, limit=RECOVERY_PAGE
-            )
-            if not records:
-                break
-            for record in records:
-                killed = await kill_leftovers(record.execution_id, record.pgid)
-                await self._mark_lost(record, killed)
-                lost.append(record.execution_id)
+        heartbeats = await self.store.owner_heartbeats()
+        records = await self.store.list_executions(states=UNFINISHED_STATES, limit=RECOVERY_LIMIT)
+        for record in records:
+            if self.live(record.execution_id) is not None:
+                continue
+            if not await self.dead_owner(record.owner, heartbeats):
+                continue
+            killed = await kill_leftovers(record.execution_id, record.pgid)
+            await self._mark_lost(record, killed)
+            lost.append(record.execution_id)
         if lost:
-            logger.warning("recovered {} execution(s) of a previous daemon as lost", len(lost))
-        self.recovered = lost
+            logger.warning("recovered {} execution(s) of a dead owner as lost", len(lost))
+        self.recovered.extend(lost)
         return lost
+
+    async def _maintain(self) -> None:
+        """Heartbeat; now and then recover dead owners' executions and apply retention."""
+        last_prune = 0.0
+        while True:
+            try:
+                await self.store.heartbeat(self.owner, time.time())
+                await self.recover()
+                if self.retention.active and time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is down: try again next round
+                logger.exception("maintenance round failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await asyncio.Event().wait()
+
+    async def prune(self) -> PruneReport:
+        """Apply the retention settings (finished executions and lists only)."""
+        report = await self.store.prune(
+            older_than_s=self.retention.max_age_s,
+            keep_last=self.retention.keep_last,
+            max_event_bytes=self.retention.max_event_bytes,
+        )
+        if report.executions or report.task_lists:
+            logger.info(
+                "retention pruned {} execution(s), {} task list(s)",
+                report.executions,
+                report.task_lists,
+            )
+        return report
 
     async def _mark_lost(self, record: ExecutionRecord, killed: int) -> None:
         seq = max(record.last_seq, await self.store.last_event_seq(record.execution_id)) + 1

@@ -35,7 +35,7 @@ from cc_executor.protocol import ExecuteParams, TaskListCreateParams
 from cc_executor.protocol.jsonrpc import encode_notification
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.hooks.model import HookEvent
-from cc_executor.scheduler.service import ExecutionService
+from cc_executor.scheduler.service import OWNER_TTL_S, ExecutionService
 from cc_executor.storage.base import LOST, Store, TaskListRecord, TaskRecord
 from cc_executor.supervisor import Execution, ExecutionState
 
@@ -113,9 +113,13 @@ class _Run:
 class TaskLists:
     """Use as ``async with TaskLists(service) as lists`` (after the service is entered)."""
 
-    def __init__(self, service: ExecutionService) -> None:
+    def __init__(self, service: ExecutionService, *, auto_resume: bool = True) -> None:
         self.service = service
         self.store: Store = service.store
+        # A daemon resumes the lists its previous incarnation or a dead daemon left; an embedded
+        # user (the Python API) resumes a list only when asked (:meth:`adopt`).
+        self.auto_resume = auto_resume
+        self._maintenance: asyncio.Task[None] | None = None
         self._runs: dict[str, _Run] = {}
         self._subscribers: dict[str, builtins.list[Subscriber]] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -127,8 +131,23 @@ class TaskLists:
     async def __aenter__(self) -> Self:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
-        await self.recover()
+        if self.auto_resume:
+            await self.recover()
+            self._maintenance = self._group.create_task(self._maintain(), name="task-lists")
         return self
+
+    async def _maintain(self) -> None:
+        """Take over, now and then, the lists of daemons that died meanwhile (shared Redis)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OWNER_TTL_S):
+                    await asyncio.Event().wait()
+            try:
+                await self.recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is down: try again next round
+                logger.exception("task list recovery round failed")
 
     async def __aexit__(
         self,
@@ -138,6 +157,8 @@ class TaskLists:
     ) -> None:
         # Shutdown leaves every list as the store has it: the next start continues them.
         self._closing = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         for run in self._runs.values():
             if run.task is not None:
                 run.task.cancel()
@@ -147,21 +168,56 @@ class TaskLists:
         self._group = None
 
     async def recover(self) -> builtins.list[str]:
-        """Start a runner for every list the store says is unfinished."""
+        """Resume every unfinished list whose owner is dead (ours before a restart included).
+
+        Lists of embedded owners (the Python API) are left for :meth:`adopt`.
+        """
         resumed: builtins.list[str] = []
         async with self._lock:
+            heartbeats = await self.store.owner_heartbeats()
             records = await self.store.list_task_lists(
                 states=UNFINISHED_LIST_STATES, limit=RECOVERY_LIMIT
             )
             for record in records:
                 if record.list_id in self._runs:
                     continue
-                tasks = await self.store.get_tasks(record.list_id)
-                self._start(_Run(record, tasks))
+                if record.owner is not None and record.owner.startswith("embedded:"):
+                    continue
+                if not await self.service.dead_owner(record.owner, heartbeats):
+                    continue
+                await self._take_over(record)
                 resumed.append(record.list_id)
         if resumed:
-            logger.info("resuming {} task list(s) after restart", len(resumed))
+            logger.info("resuming {} task list(s) of a dead owner", len(resumed))
         return resumed
+
+    async def adopt(self, list_id: str) -> dict[str, Any]:
+        """Continue ``list_id`` here: it must be unfinished and its owner dead (or this one)."""
+        async with self._lock:
+            if list_id in self._runs:
+                run = self._runs[list_id]
+                return task_list_view(run.record, run.tasks)
+            record = await self._stored(list_id)
+            if record.state in FINISHED_LIST_STATES:
+                return await self.status(list_id)
+            heartbeats = await self.store.owner_heartbeats()
+            if not await self.service.dead_owner(record.owner, heartbeats):
+                raise InvalidTransition(
+                    f"task list {list_id!r} is running under another live owner",
+                    list_id=list_id,
+                    state=record.state,
+                    owner=record.owner,
+                )
+            run = await self._take_over(record)
+        return task_list_view(run.record, run.tasks)
+
+    async def _take_over(self, record: TaskListRecord) -> _Run:
+        tasks = await self.store.get_tasks(record.list_id)
+        record = dataclasses.replace(record, owner=self.service.owner, updated_at=time.time())
+        await self.store.put_task_list(record)
+        run = _Run(record, tasks)
+        self._start(run)
+        return run
 
     # --- API -----------------------------------------------------------------------------------
 
@@ -187,6 +243,7 @@ class TaskLists:
                 updated_at=now,
                 total_tasks=len(params.tasks),
                 metadata=dict(params.metadata or {}),
+                owner=self.service.owner,
             )
             tasks = []
             for index, spec in enumerate(params.tasks):

@@ -8,6 +8,7 @@ to hand the children a copy of it without the daemon's token.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,10 +26,10 @@ from cc_executor.errors import CCExecutorError
 from cc_executor.scheduler import ClaudeRunConfig
 from cc_executor.scheduler.hooks import install_reload_signal
 from cc_executor.scheduler.hooks.gate import HookGate
-from cc_executor.scheduler.service import ExecutionService
+from cc_executor.scheduler.service import ExecutionService, Retention
 from cc_executor.scheduler.task_lists import TaskLists
 from cc_executor.scheduler.timeouts import TimeoutPredictor
-from cc_executor.server.mcp import mount_mcp
+from cc_executor.server.mcp_lazy import mount_mcp_lazy
 from cc_executor.server.rest import build_rest_router, claude_path_lookup, rest_error_handler
 from cc_executor.server.security import HostCheckMiddleware, allowed_host_names, allowed_origins
 from cc_executor.server.websocket import WebSocketDoor, build_dispatcher
@@ -41,10 +42,12 @@ __all__ = [
     "build_services",
     "child_base_env",
     "create_app",
+    "daemon_owner",
     "remove_stale_spool",
     "resolve_token",
 ]
 
+DAY_S = 86400.0
 # Variables of the daemon's own environment that must never reach a child.
 _SECRET_ENV = ("CC_EXECUTOR_TOKEN",)
 
@@ -104,8 +107,24 @@ class Services:
                     uninstall()
 
 
-def build_services(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Services:
-    """Store, supervisor, service and task lists as ``settings`` say (nothing started yet)."""
+def daemon_owner(settings: Settings) -> str:
+    """The daemon's owner id: one per host, state dir and port (the pid-file lock's slot), so a
+    restarted daemon recognises what its previous incarnation left running."""
+    return f"daemon:{socket.gethostname()}:{settings.state_dir.resolve()}:{settings.port}"
+
+
+def build_services(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    owner: str | None = None,
+    auto_resume: bool = True,
+) -> Services:
+    """Store, supervisor, service and task lists as ``settings`` say (nothing started yet).
+
+    ``owner``: the daemon's own id by default; an embedded user passes its own
+    (:func:`~cc_executor.scheduler.service.embedded_owner`) and ``auto_resume=False``.
+    """
     base_env = child_base_env(os.environ if environ is None else environ)
     # One spool dir per daemon (state dir + port, which the pid-file lock makes unique), so the
     # files a crashed predecessor left behind can be removed at start without touching another
@@ -131,11 +150,19 @@ def build_services(settings: Settings, *, environ: Mapping[str, str] | None = No
         claude=claude,
         hooks=hooks,
         timeouts=TimeoutPredictor.from_settings(settings, store),
+        owner=owner or daemon_owner(settings),
+        retention=Retention(
+            max_age_s=None
+            if settings.retention_max_age_days is None
+            else settings.retention_max_age_days * DAY_S,
+            keep_last=settings.retention_max_executions,
+            max_event_bytes=settings.retention_max_event_bytes,
+        ),
     )
     return Services(
         supervisor=supervisor,
         service=service,
-        task_lists=TaskLists(service),
+        task_lists=TaskLists(service, auto_resume=auto_resume),
         claude=claude,
         spool_dir=spool_dir,
     )
@@ -196,7 +223,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ValidationError, rest_error_handler)
     # --- end REST door ---
     # --- MCP door (server/mcp.py): /mcp (streamable HTTP) and /.well-known/mcp/cc-executor.json ---
-    mcp_running = mount_mcp(
+    # Mounted lazily (server/mcp_lazy.py): the MCP SDK is imported by the first /mcp request,
+    # not at start (~23 MB of RSS and ~0.5 s of start-up most daemons never need).
+    mcp_running = mount_mcp_lazy(
         app,
         services.service,
         services.task_lists,

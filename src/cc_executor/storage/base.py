@@ -77,6 +77,7 @@ class ExecutionRecord:
     category: str | None = None  # timeout-prediction class, e.g. "claude:code:medium"
     result: dict[str, Any] | None = None  # agent result: text, cost_usd, tokens (provider-reported)
     output_bytes: int = 0
+    owner: str | None = None  # the service instance running it (see Store.heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class TaskListRecord:
     ended_at: float | None = None
     total_tasks: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # the service instance running it (see Store.heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,11 @@ class Store(Protocol):
     async def durations(
         self, category: str | None = None, *, limit: int = 200
     ) -> list[DurationSample]: ...  # newest first; all categories when None
+
+    # --- owners (which service instance runs what) -----------------------------------------------
+    async def heartbeat(self, owner: str, at: float) -> None: ...  # owner is alive at ``at``
+    async def owner_heartbeats(self) -> dict[str, float]: ...  # owner -> latest heartbeat
+    async def forget_owner(self, owner: str) -> None: ...  # a clean shutdown
 
     # --- retention -----------------------------------------------------------------------------
     async def prune(

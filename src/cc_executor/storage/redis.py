@@ -396,6 +396,16 @@ class RedisStore:
             return []
         return [shape.from_json(v) for v in await self._r.lrange(key, 0, limit - 1)]
 
+    async def heartbeat(self, owner: str, at: float) -> None:
+        await self._r.hset(self._key("owners"), owner, repr(at))
+
+    async def owner_heartbeats(self) -> dict[str, float]:
+        found = await self._r.hgetall(self._key("owners"))
+        return {_text(owner): float(_text(at)) for owner, at in found.items()}
+
+    async def forget_owner(self, owner: str) -> None:
+        await self._r.hdel(self._key("owners"), owner)
+
     async def add_hook_run(self, record: HookRunRecord) -> None:
         await self._push_capped(
             [

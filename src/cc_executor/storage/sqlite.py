@@ -122,6 +122,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             "state" TEXT NOT NULL)""",
         "CREATE INDEX durations_category ON durations (category, id)",
     ),
+    # 3: owners: which service instance runs an execution or a task list (crash recovery
+    # only touches what a dead instance left)
+    (
+        'ALTER TABLE executions ADD COLUMN "owner" TEXT',
+        'ALTER TABLE task_lists ADD COLUMN "owner" TEXT',
+        """CREATE TABLE owners (
+            "owner" TEXT PRIMARY KEY, "heartbeat" REAL NOT NULL) WITHOUT ROWID""",
+    ),
 )
 """Schema steps: step ``i`` moves ``user_version`` from ``i - 1`` to ``i``. Append only."""
 
@@ -282,6 +290,21 @@ class SqliteStore:
             return fn(self._rconn)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    # --- owners ------------------------------------------------------------------------------
+
+    async def heartbeat(self, owner: str, at: float) -> None:
+        sql = 'INSERT OR REPLACE INTO owners ("owner", "heartbeat") VALUES (?, ?)'
+        await self._write(lambda c: _execute(c, sql, (owner, at)))
+
+    async def owner_heartbeats(self) -> dict[str, float]:
+        rows = await self._read(
+            lambda c: c.execute("SELECT owner, heartbeat FROM owners").fetchall()
+        )
+        return {str(owner): float(at) for owner, at in rows}
+
+    async def forget_owner(self, owner: str) -> None:
+        await self._write(lambda c: _execute(c, "DELETE FROM owners WHERE owner = ?", (owner,)))
 
     # --- executions --------------------------------------------------------------------------
 

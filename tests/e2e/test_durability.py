@@ -21,21 +21,34 @@ import pytest
 from tests.polling import poll_until, poll_until_async
 from tests.processes import marked_alive
 from tests.server.conftest import Peer, Run, free_port
+from tests.storage.conftest import REDIS_URL, redis_prefix  # noqa: F401 (a fixture)
 from websockets.asyncio.client import connect
 
 from cc_executor.config import Settings
 from cc_executor.server import daemon
-from cc_executor.storage.sqlite import SqliteStore
+from cc_executor.storage import Store, open_store
 from cc_executor.tokens import load_or_create_token
 
 START_TIMEOUT_S = 30.0
 WAIT_S = 30.0
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
+@pytest.fixture(params=["sqlite", "redis"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A daemon's settings on each store: the embedded SQLite file, or a real Redis (own prefix)."""
+    extra: dict[str, Any] = {}
+    if request.param == "redis":
+        extra = {
+            "store": "redis",
+            "redis_url": REDIS_URL,
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
     settings = Settings(
-        host="127.0.0.1", port=free_port(), state_dir=tmp_path / "state", terminate_grace_s=1.0
+        host="127.0.0.1",
+        port=free_port(),
+        state_dir=tmp_path / "state",
+        terminate_grace_s=1.0,
+        **extra,
     )
     yield settings
     daemon.stop(settings, timeout=START_TIMEOUT_S)
@@ -66,8 +79,8 @@ async def _session(settings: Settings) -> AsyncIterator[Peer]:
 
 
 @asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(settings.store_path)
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    store = open_store(settings)
     await store.open()
     try:
         yield store

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
+from loguru import logger
 
 from cc_executor import __version__
 from cc_executor.cli.assess_cmd import test_app
@@ -17,7 +19,9 @@ from cc_executor.cli.mcp_cmd import mcp
 from cc_executor.cli.run_cmd import run
 from cc_executor.cli.server_cmd import server_app
 
-__all__ = ["app"]
+__all__ = ["CLI_LOG_LEVEL", "app"]
+
+CLI_LOG_LEVEL = "WARNING"  # what a CLI command shows of the library's own log
 
 app = typer.Typer(
     name="cc-executor",
@@ -54,3 +58,7 @@ def main(
     ] = False,
 ) -> None:
     """cc-executor: a daemon that runs commands and Claude Code for AI orchestrators."""
+    # A command's own output is what the user asked for: library INFO lines (a store migrated,
+    # hooks loaded) stay out of it. The daemon and `mcp` install their own sinks when they start.
+    logger.remove()
+    logger.add(sys.stderr, level=CLI_LOG_LEVEL, format="{level}: {message}")

@@ -161,7 +161,7 @@ class StoreRecorder:
     async def _write_round(self) -> None:
         events: list[StoredEvent] = []
         size = 0
-        touched: list[tuple[Execution, int, bool]] = []
+        touched: list[tuple[Execution, int]] = []
         for execution_id in list(self._dirty):
             execution = self._tracked.get(execution_id)
             if execution is None:
@@ -184,15 +184,14 @@ class StoreRecorder:
                 seq = item.seq
                 if size >= self._batch_bytes:
                     break
-            caught_up = seq >= execution.log.last_seq
-            if caught_up:
-                self._dirty.pop(execution_id, None)
-            touched.append((execution, seq, caught_up))
+            touched.append((execution, seq))
             if size >= self._batch_bytes:
                 break
+        # A failure below leaves every execution dirty and _persisted unchanged: the next round
+        # writes the same events again (idempotent per seq), so nothing is lost.
         if events:
             await self.store.append_events(events)
-        for execution, seq, caught_up in touched:
+        for execution, seq in touched:
             await self.store.put_execution(record_of(execution, last_seq=seq, owner=self.owner))
             self._persisted[execution.id] = seq
             state = execution.state.value
@@ -201,8 +200,10 @@ class StoreRecorder:
                 self._states[execution.id] = state
                 if self._on_state is not None:
                     self._on_state(execution, previous)
-            if caught_up and execution.finished and execution.log.last_seq == seq:
-                await self._finished(execution)
+            if seq >= execution.log.last_seq:  # nothing new arrived during the awaits
+                self._dirty.pop(execution.id, None)
+                if execution.finished:
+                    await self._finished(execution)
 
     async def _finished(self, execution: Execution) -> None:
         self._tracked.pop(execution.id, None)

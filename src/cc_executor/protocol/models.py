@@ -428,10 +428,17 @@ class InputResult(_Outgoing):
 
 
 class HookStatusResult(_Outgoing):
-    configured: bool
-    enabled: bool
-    hooks: list[dict[str, Any]] = Field(default_factory=list)
-    last_runs: list[dict[str, Any]] = Field(default_factory=list)
+    configured: bool = Field(description="Any hook besides the built-ins is registered.")
+    enabled: bool = Field(description="CC_EXECUTOR_HOOKS_ENABLED.")
+    hooks_dir: str | None = Field(None, description="Where hook files and hooks.json are read.")
+    default_timeout: float | None = Field(None, description="Seconds, for hooks that set none.")
+    hooks: list[dict[str, Any]] = Field(
+        default_factory=list, description="name, kind, events, required, timeout, source."
+    )
+    last_runs: list[dict[str, Any]] = Field(default_factory=list, description="Newest first.")
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, description="Hook files or entries that failed to load."
+    )
     message: str = ""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +35,23 @@ async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
         base_env=dict(os.environ),
     ) as sup:
         yield sup
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix no other test uses; every key under it is deleted afterwards."""
+    import uuid
+
+    import redis
+    from redis.exceptions import RedisError
+    from tests.redis_keys import REDIS_URL, TEST_PREFIX, keys_under
+
+    prefix = f"{TEST_PREFIX}{uuid.uuid4().hex}:"
+    yield prefix
+    try:
+        leftovers = keys_under(prefix)
+        if leftovers:
+            with redis.Redis.from_url(REDIS_URL) as client:
+                client.delete(*leftovers)
+    except RedisError as exc:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start redis-server")

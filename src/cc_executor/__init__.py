@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "__version__",
     "acc_execute",
+    "aresume",
     "cc_execute",
     "cc_execute_list",
     "cc_execute_task_list",
     "export_execution_history",
+    "resume",
     "verify_execution",
 ]
 
@@ -25,10 +27,12 @@ _LAZY = frozenset(__all__) - {"__version__"}
 if TYPE_CHECKING:
     from cc_executor.api import (
         acc_execute,
+        aresume,
         cc_execute,
         cc_execute_list,
         cc_execute_task_list,
         export_execution_history,
+        resume,
         verify_execution,
     )
 

@@ -193,6 +193,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Prune the oldest finished executions while stored output exceeds this.",
     )
+    heartbeat_s: float = Field(
+        5.0, gt=0, description="How often the daemon writes its heartbeat to the store."
+    )
+    owner_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="A daemon silent this long is dead: others recover its executions and lists.",
+    )
 
     # --- logging ---------------------------------------------------------------------------
     log_level: str = Field(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.storage.conftest import REDIS_URL, keys_under
+from tests.redis_keys import REDIS_URL, keys_under
 
 from cc_executor.api import export_execution_history
 from cc_executor.api.history import read_export, record_from_info

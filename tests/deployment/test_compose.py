@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from cc_executor.config import Settings
+from cc_executor.server.security import allowed_host_names, host_allowed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = ROOT / "deployment"
@@ -113,6 +114,14 @@ def _check_daemon(compose: dict[str, Any]) -> list[str]:
         hosts = None
     if not isinstance(hosts, list) or DAEMON not in hosts:
         problems.append(f"CC_EXECUTOR_ALLOWED_HOSTS must be a JSON list naming {DAEMON}")
+    else:
+        # What the daemon's own guard accepts: every published port, reached as localhost.
+        accepted = allowed_host_names(env.get("CC_EXECUTOR_HOST", ""), port, hosts)
+        problems += [
+            f"Host localhost:{published} would be refused (CC_EXECUTOR_ALLOWED_HOSTS)"
+            for published, _ in sorted(pairs)
+            if not host_allowed(f"localhost:{published}", accepted)
+        ]
     declared = set(compose.get("volumes") or {})
     mounts = _check_volumes(DAEMON, daemon, declared)
     for target in (STATE_DIR_IN_CONTAINER, CLAUDE_DIR_IN_CONTAINER):
@@ -189,6 +198,16 @@ def test_compose_file_passes_the_schema_check(compose: dict[str, Any]) -> None:
         (("services", "redis", "image"), "redis:6", "Redis 7"),
         (("volumes",), {}, "declared"),
         (("services", "websocket", "depends_on"), ["redis"], "healthy redis"),
+        (
+            ("services", "websocket", "environment", "CC_EXECUTOR_ALLOWED_HOSTS"),
+            '["websocket"]',
+            "localhost:8001 would be refused",
+        ),
+        (
+            ("services", "websocket", "environment", "CC_EXECUTOR_ALLOWED_HOSTS"),
+            '["websocket", "localhost:"]',
+            "malformed",
+        ),
     ],
 )
 def test_schema_check_catches_a_broken_file(

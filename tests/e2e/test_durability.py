@@ -20,8 +20,8 @@ import psutil
 import pytest
 from tests.polling import poll_until, poll_until_async
 from tests.processes import marked_alive
+from tests.redis_keys import REDIS_URL
 from tests.server.conftest import Peer, Run, free_port
-from tests.storage.conftest import REDIS_URL, redis_prefix  # noqa: F401 (a fixture)
 from websockets.asyncio.client import connect
 
 from cc_executor.config import Settings
@@ -227,3 +227,47 @@ async def test_a_task_list_survives_sigkill_and_continues_at_the_interrupted_tas
     assert lost["state"] == "lost"
     assert log.read_text().split() == ["zero", "start", "start", "two"]  # none ran twice to the end
     assert marked_alive(first_attempt) == []
+
+
+async def test_a_second_daemon_on_the_same_redis_takes_over_a_dead_daemons_list(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    shared = {
+        "store": "redis",
+        "redis_url": REDIS_URL,
+        "redis_prefix": redis_prefix,
+        "terminate_grace_s": 1.0,
+        "heartbeat_s": 0.2,
+        "owner_ttl_s": 2.0,
+    }
+    first = Settings(host="127.0.0.1", port=free_port(), state_dir=tmp_path / "a", **shared)
+    second = Settings(host="127.0.0.1", port=free_port(), state_dir=tmp_path / "b", **shared)
+    log = tmp_path / "log.txt"
+    gate = tmp_path / "gate"
+    task = {"argv": ["sh", "-c", f"echo run >> {log}; while [ ! -f {gate} ]; do sleep 0.05; done"]}
+    try:
+        _start(second)  # idle: the first daemon is alive, its list is not the second's business
+        pid = _start(first)
+        async with _session(first) as peer:
+            created = await peer.call("task_list.create", {"tasks": [task, {"command": "true"}]})
+        list_id = created["list_id"]
+        await poll_until(log.exists, timeout=WAIT_S, what="the first attempt")
+        _kill9(pid)
+        gate.touch()
+        async with _session(second) as peer:
+            status: dict[str, Any] = {}
+
+            async def finished() -> bool:
+                status.update(await peer.call("task_list.status", {"list_id": list_id}))
+                return status["state"] in ("completed", "failed", "canceled")
+
+            await poll_until_async(finished, timeout=WAIT_S, what="the takeover")
+            first_attempt = await peer.call("status", {"execution_id": f"{list_id}.0.1"})
+        assert status["state"] == "completed"
+        assert status["tasks"][0]["execution_ids"] == [f"{list_id}.0.1", f"{list_id}.0.2"]
+        assert first_attempt["state"] == "lost"
+        assert marked_alive(f"{list_id}.0.1") == []  # settled even if never recorded
+        assert log.read_text().split() == ["run", "run"]
+    finally:
+        daemon.stop(first, timeout=START_TIMEOUT_S)
+        daemon.stop(second, timeout=START_TIMEOUT_S)

@@ -16,6 +16,8 @@ from cc_executor.server.security import (
     allowed_origins,
     authorize_websocket,
     bearer_token_from_headers,
+    host_allowed,
+    host_entry_values,
     origin_allowed,
 )
 from cc_executor.tokens import load_or_create_token, read_token
@@ -34,6 +36,52 @@ def test_host_names_include_loopback_with_and_without_port() -> None:
     for host in ("evil.example:8003", "127.0.0.1.evil.example", "", "127.0.0.1:9999"):
         decision = decide({"host": host, "authorization": "Bearer secret"})
         assert (decision.allowed, decision.status) == (False, 403), host
+
+
+def test_allowed_host_entries_with_a_port_match_literally() -> None:
+    # A container listening on 8004, published on host ports 8001 and 8004.
+    hosts = allowed_host_names(
+        "0.0.0.0", 8004, ["websocket", "localhost:8001", "[::1]:8001", "127.0.0.1:8001"]
+    )
+    for host in (
+        "localhost:8001",
+        "LOCALHOST:8001",
+        "[::1]:8001",
+        "127.0.0.1:8001",
+        "localhost:8004",
+        "[::1]:8004",
+        "websocket",
+        "websocket:8004",
+    ):
+        assert host_allowed(host, hosts), host
+    for host in (
+        "localhost:8002",  # only the listed extra port, not any port
+        "websocket:8001",  # a bare name gets the daemon's port only
+        "evil.example:8001",
+        "[localhost:8001]",
+        "localhost:8001:8004",
+        "::1:8001",  # IPv6 with a port must be bracketed
+        "[::1]:80011",
+        "0.0.0.0:8004",  # the wildcard bind address is never a name
+    ):
+        assert not host_allowed(host, hosts), host
+
+
+def test_bare_entries_get_the_daemon_port_and_ipv6_brackets() -> None:
+    assert host_entry_values("WebSocket", 8004) == {"websocket", "websocket:8004"}
+    assert host_entry_values("::1", 8004) == {"[::1]", "[::1]:8004"}
+    assert host_entry_values("[::1]", 8004) == {"[::1]", "[::1]:8004"}
+    assert host_entry_values(" [::1]:8001 ", 8004) == {"[::1]:8001"}
+    assert host_entry_values("app.example:443", 8004) == {"app.example:443"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["", "host:", "host:http", ":8001", "host:0", "host:65536", "[::1]x", "[zz]:1", "a:b:c"],
+)
+def test_malformed_allowed_host_entries_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="allowed host"):
+        allowed_host_names("127.0.0.1", 8003, [entry])
 
 
 def test_origin_rules() -> None:
@@ -141,3 +189,28 @@ async def test_token_never_reaches_children(
     assert "tok-from-environment-xyz" not in env
     assert "CC_EXECUTOR_TOKEN" not in env
     assert f"CC_EXECUTOR_EXECUTION_ID={run.execution_id}" in env
+
+
+async def test_published_port_entries_pass_every_door(daemon_factory: Any) -> None:
+    with daemon_factory(allowed_hosts=["localhost:8001", "[::1]:8001"]) as d:
+        port = d.settings.port
+        good = f"Bearer {d.token}"
+        for host, expected in (
+            ("localhost:8001", 101),
+            ("[::1]:8001", 101),
+            ("localhost:8002", 403),
+        ):
+            status, head = await raw_handshake(port, {"Host": host, "Authorization": good})
+            assert status == expected, (host, head)
+        async with httpx.AsyncClient(base_url=d.http) as http:
+            for host, expected in (
+                ("localhost:8001", 200),
+                (f"localhost:{port}", 200),
+                ("localhost:8002", 403),
+            ):
+                health = await http.get("/health", headers={"Host": host})
+                assert health.status_code == expected, host
+                listed = await http.get(
+                    "/executions", headers={"Host": host, "Authorization": good}
+                )
+                assert listed.status_code == expected, (host, listed.text)

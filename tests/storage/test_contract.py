@@ -492,3 +492,23 @@ async def test_owner_heartbeats_and_owner_fields(store: Store) -> None:
     assert execution.owner == "daemon-a"
     assert task_list is not None
     assert task_list.owner == "daemon-a"
+
+
+async def test_claim_task_list_is_a_compare_and_set(store: Store) -> None:
+    assert not await store.claim_task_list("nope", expected_owner=None, owner="b", at=1.0)
+    await store.put_task_list(TaskListRecord("l1", owner="dead"))
+    results = await asyncio.gather(
+        *(
+            store.claim_task_list("l1", expected_owner="dead", owner=f"o{i}", at=2.0)
+            for i in range(5)
+        )
+    )
+    assert sorted(results) == [False] * 4 + [True]
+    winner = f"o{results.index(True)}"
+    claimed = await store.get_task_list("l1")
+    assert claimed is not None
+    assert claimed.owner == winner
+    assert claimed.updated_at == 2.0
+    await store.put_task_list(TaskListRecord("l2"))
+    assert await store.claim_task_list("l2", expected_owner=None, owner="x", at=3.0)
+    assert not await store.claim_task_list("l2", expected_owner=None, owner="y", at=3.0)

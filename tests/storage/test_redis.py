@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.storage.conftest import REDIS_URL, keys_under
+from tests.redis_keys import REDIS_URL, keys_under
 
 from cc_executor.errors import ServiceError
 from cc_executor.storage import ExecutionRecord, StoredEvent, TaskListRecord, TaskRecord

@@ -9,6 +9,9 @@
 
     results = cc_execute_task_list(["Create app.py", "Write tests for app.py"])
 
+    results = cc_execute_task_list(tasks, durable=True)  # stored; survives this process
+    results = resume(results.list_id)  # after a crash: finish it
+
 Each task runs in a fresh Claude process (fresh context), on an embedded supervisor by default
 or on a daemon with ``server_url=``. See ``docs/python-api.md``.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 from cc_executor.api.amend import RULES as AMEND_RULES
 from cc_executor.api.amend import Amended, AmendRule, amend
 from cc_executor.api.audit import export_execution_history, verify_execution
+from cc_executor.api.durable import aresume, resume
+from cc_executor.api.durable_tasks import TaskListResults
 from cc_executor.api.events import TaskEvent
 from cc_executor.api.execute import ProgressCallback, TaskStream, acc_execute, cc_execute
 from cc_executor.api.history import clear_history
@@ -49,6 +54,7 @@ __all__ = [
     "Runner",
     "TaskEvent",
     "TaskItem",
+    "TaskListResults",
     "TaskResult",
     "TaskStream",
     "Validation",
@@ -56,11 +62,13 @@ __all__ = [
     "acc_execute",
     "acc_execute_list",
     "amend",
+    "aresume",
     "cc_execute",
     "cc_execute_list",
     "cc_execute_task_list",
     "clear_history",
     "export_execution_history",
     "parse_json_answer",
+    "resume",
     "verify_execution",
 ]

@@ -113,19 +113,13 @@ def build_config(
 def build_runner(
     settings: Settings, server_url: str | None = None, token: str | None = None
 ) -> Runner:
-    """A daemon runner when a URL is given (or set), else an embedded supervisor."""
+    """A daemon runner when a URL is given (or set), else the embedded services (whose runs
+    land in the store ``settings`` name)."""
     url = server_url or settings.server_url
     if url:
         secret = token or (settings.token.get_secret_value() if settings.token else None)
         return DaemonRunner(url, token=secret, token_file=settings.token_file)
-    from cc_executor.scheduler import ClaudeRunConfig
-
-    return EmbeddedRunner(
-        shell=settings.shell,
-        claude=ClaudeRunConfig.from_settings(settings, search_path=os.environ.get("PATH")),
-        terminate_grace_s=settings.terminate_grace_s,
-        base_env=dict(os.environ),
-    )
+    return EmbeddedRunner(settings, environ=os.environ)
 
 
 async def _notify(callback: ProgressCallback | None, event: TaskEvent) -> None:

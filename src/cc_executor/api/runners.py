@@ -4,8 +4,8 @@ A :class:`Runner` is an async context manager whose :meth:`Runner.run` starts on
 process for a :class:`RunRequest` and yields its :class:`TaskEvent` s in ``seq`` order, ending
 with ``process.completed``. Two implementations:
 
-- :class:`EmbeddedRunner`: an in-process :class:`~cc_executor.supervisor.Supervisor` (no daemon
-  needed), owned by the runner's ``async with``.
+- :class:`EmbeddedRunner`: the daemon's services (store, supervisor, task lists) inside this
+  process (no daemon needed), owned by the runner's ``async with``.
 - :class:`DaemonRunner`: a daemon over ``/ws/mcp`` (``execute`` with ``agent: "claude"``), one
   connection per ``async with``.
 
@@ -15,6 +15,8 @@ Tests put a fake runner behind this seam (scripted events, no processes).
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +27,12 @@ from cc_executor.agents import ClaudeOptions
 from cc_executor.api.events import TaskEvent, event_from_frame, event_from_params
 from cc_executor.errors import CCExecutorError
 from cc_executor.protocol.names import Notification
-from cc_executor.supervisor.process import TERMINATE_GRACE_S
 
 if TYPE_CHECKING:
-    from cc_executor.client import ExecutionHandle
-    from cc_executor.scheduler import ClaudeRunConfig
+    from cc_executor.client import ExecutionHandle, WebSocketClient
+    from cc_executor.config import Settings
+    from cc_executor.scheduler.service import ExecutionService
+    from cc_executor.server.app import Services
 
 __all__ = [
     "AGENT_NAME",
@@ -38,10 +41,12 @@ __all__ = [
     "RunRequest",
     "Runner",
     "daemon_url",
+    "follow_events",
 ]
 
 AGENT_NAME = "claude"
 WS_PATH = "/ws/mcp"
+SPOOL_PREFIX = "cc-executor-spool-"  # the embedded runner's own spool dir (temporary)
 
 
 @dataclass(frozen=True)
@@ -76,30 +81,46 @@ class Runner(Protocol):
 
 
 class EmbeddedRunner:
-    """Runs Claude on a supervisor inside this process (the daemon's run policy included:
-    stream-json parsing into ``agent.event``, retries, usage-limit waits)."""
+    """Runs Claude on the daemon's services inside this process: store, recorder, hooks,
+    timeout prediction and run policy (stream-json parsing into ``agent.event``, retries,
+    usage-limit waits), under an owner id of its own.
 
-    def __init__(
-        self,
-        *,
-        shell: str,
-        claude: ClaudeRunConfig,
-        terminate_grace_s: float = TERMINATE_GRACE_S,
-        base_env: Mapping[str, str] | None = None,
-        spool_dir: Path | None = None,
-    ) -> None:
-        from cc_executor.supervisor import Supervisor
+    Every run lands in the durable store ``settings`` name (``cc-executor history``), next to a
+    daemon on the same state dir if one runs: recovery only touches what a *dead* owner left.
+    Lists are not resumed automatically here (``auto_resume=False``); see
+    :func:`cc_executor.api.resume`. Event logs spill to a temporary directory of this runner's
+    own (a daemon empties its spool dir at start; ours must never be that one).
+    """
 
-        self._claude = claude
-        self._supervisor = Supervisor(
-            shell=shell,
-            terminate_grace_s=terminate_grace_s,
-            base_env=base_env,
-            spool_dir=spool_dir,
-        )
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
+        self._settings = settings
+        self._environ = dict(os.environ if environ is None else environ)
+        self._services: Services | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def services(self) -> Services:
+        """The running services (store, supervisor, task lists); only inside ``async with``."""
+        if self._services is None:
+            raise RuntimeError("EmbeddedRunner used outside its async with")
+        return self._services
 
     async def __aenter__(self) -> Self:
-        await self._supervisor.__aenter__()
+        from cc_executor.scheduler.service import embedded_owner
+        from cc_executor.server.app import build_services
+
+        async with contextlib.AsyncExitStack() as stack:
+            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX)))
+            services = build_services(
+                self._settings,
+                environ=self._environ,
+                owner=embedded_owner(),
+                auto_resume=False,
+                spool_dir=spool,
+            )
+            await stack.enter_async_context(services.running())
+            self._stack = stack.pop_all()
+        self._services = services
         return self
 
     async def __aexit__(
@@ -108,34 +129,50 @@ class EmbeddedRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._supervisor.__aexit__(exc_type, exc, tb)
+        stack, self._stack, self._services = self._stack, None, None
+        if stack is not None:
+            # Closed as a normal exit: the caller's exception propagates from its own `async
+            # with`; handed down, the supervisor's TaskGroup would wrap it in an ExceptionGroup.
+            await stack.aclose()
 
     async def run(self, request: RunRequest) -> AsyncIterator[TaskEvent]:
-        from cc_executor.scheduler import claude_spec
-        from cc_executor.supervisor import Gap
+        from cc_executor.protocol import ExecuteParams
 
-        spec = claude_spec(
-            request.prompt,
-            request.options,
-            self._claude,
-            cwd=request.cwd,
-            env=request.env,
+        service = self.services.service
+        options = request.options.model_dump(exclude_defaults=True)
+        params = ExecuteParams(
+            agent=AGENT_NAME,
+            prompt=request.prompt,
+            agent_options=options or None,
             timeout=request.timeout,
             idle_timeout=request.idle_timeout,
+            cwd=request.cwd,
+            env=dict(request.env) or None,
             execution_id=request.execution_id,
-            metadata=request.metadata,
+            metadata=dict(request.metadata) or None,
         )
-        execution = await self._supervisor.execute(spec)
+        execution = await service.execute(params)
         # A run abandoned before its end is stopped when the runner exits (supervisor shutdown).
-        async for item in execution.log.follow(0):
-            if isinstance(item, Gap):
-                yield TaskEvent(
-                    execution.id,
-                    Notification.STREAM_GAP,
-                    params={"from_seq": item.from_seq, "to_seq": item.to_seq},
-                )
-            else:
-                yield event_from_frame(item.frame)
+        async for item in follow_events(service, execution.id):
+            yield item
+
+
+async def follow_events(
+    service: ExecutionService, execution_id: str, after_seq: int = 0
+) -> AsyncIterator[TaskEvent]:
+    """An execution's events past ``after_seq`` as :class:`TaskEvent` s: live until it ends, or
+    replayed from the store once it is no longer in memory."""
+    from cc_executor.supervisor import Gap
+
+    async for item in service.follow(execution_id, after_seq):
+        if isinstance(item, Gap):
+            yield TaskEvent(
+                execution_id,
+                Notification.STREAM_GAP,
+                params={"from_seq": item.from_seq, "to_seq": item.to_seq},
+            )
+        else:
+            yield event_from_frame(item.frame)
 
 
 def daemon_url(server_url: str) -> str:
@@ -185,6 +222,11 @@ class DaemonRunner:
         finally:
             self._live.clear()
             await self._client.close()
+
+    @property
+    def client(self) -> WebSocketClient:
+        """The connection (open inside ``async with``); durable task lists use it directly."""
+        return self._client
 
     async def list_executions(self, limit: int) -> list[dict[str, object]]:
         """The daemon's executions, newest first."""

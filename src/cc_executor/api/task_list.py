@@ -6,6 +6,9 @@ alone (``{"task": "...", "timeout": 600, "json_mode": True}``). A task failed wh
 is not ``success`` (including a JSON-mode answer that stayed unparseable, and errors such as
 the Claude CLI missing); ``on_failure="stop"`` marks the rest ``skipped``, ``"continue"`` runs
 them anyway. One result per task, in order.
+
+With ``durable=True`` the list is a durable task list instead (:mod:`cc_executor.api.durable`):
+stored, resumable after a crash, same results.
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ async def acc_execute_list(
     runner: Runner | None = None,
     token: str | None = None,
     reports_dir: str | Path | None = None,
+    durable: bool = False,
+    list_id: str | None = None,
+    name: str | None = None,
+    wait_timeout: float | None = None,
     **common: Any,
 ) -> list[TaskResult]:
     """Run ``tasks`` in order, each in a fresh Claude process; one :class:`TaskResult` each.
@@ -116,9 +123,36 @@ async def acc_execute_list(
     ``common`` keywords (``json_mode``, ``model``, ``cwd``, ``generate_report``, Claude options,
     ...) apply to every task; a task mapping overrides them for that task. The timeout of a task
     is its own ``timeout``, else ``timeout_per_task``.
+
+    ``durable=True``: the list is a durable task list in the store (embedded) or on the daemon
+    (``server_url``) and survives this process; a task mapping may then be ``{"command": ...}``
+    (a shell command) and carry ``retries``, ``on_failure`` and ``depends_on``. The result is a
+    :class:`~cc_executor.api.durable_tasks.TaskListResults` (``.list_id``); an interrupted list
+    is finished by :func:`~cc_executor.api.durable.resume`. ``list_id`` and ``name`` name the
+    list; ``wait_timeout`` bounds the wait (the list goes on). See ``docs/python-api.md``.
     """
     if on_failure not in ("stop", "continue"):
         raise InvalidParams("on_failure must be 'stop' or 'continue'", on_failure=on_failure)
+    if durable:
+        from cc_executor.api.durable import run_durable_list
+
+        return await run_durable_list(
+            tasks,
+            settings=settings_or_default(settings),
+            on_failure=on_failure,
+            timeout_per_task=timeout_per_task,
+            progress_callback=progress_callback,
+            server_url=server_url,
+            runner=runner,
+            token=token,
+            reports_dir=reports_dir,
+            list_id=list_id,
+            name=name,
+            wait_timeout=wait_timeout,
+            common=common,
+        )
+    if list_id is not None or name is not None or wait_timeout is not None:
+        raise InvalidParams("list_id, name and wait_timeout need durable=True")
     parsed = [_split(item) for item in tasks]
     configured = settings_or_default(settings)
     chosen = runner if runner is not None else build_runner(configured, server_url, token)
@@ -144,6 +178,7 @@ def cc_execute_list(
     timeout_per_task: float | None = None,
     progress_callback: ProgressCallback | None = None,
     server_url: str | None = None,
+    durable: bool = False,
     **common: Any,
 ) -> list[TaskResult]:
     """Blocking :func:`acc_execute_list` (same keywords)."""
@@ -154,6 +189,7 @@ def cc_execute_list(
             timeout_per_task=timeout_per_task,
             progress_callback=progress_callback,
             server_url=server_url,
+            durable=durable,
             **common,
         ),
         "cc_execute_list",

@@ -9,6 +9,11 @@
         completed = handle.completed  # Completed(status, exit_code, signal, execution_time)
 
     SyncWebSocketClient().execute_command("echo hi")  # {"success": True, "output_data": ...}
+
+    async with WebSocketClient() as client:  # a durable task list on the daemon
+        tasks = await client.task_list_create([{"command": "make"}, {"command": "make test"}])
+        async for event in tasks:  # task.started / task.completed / task_list.completed
+            ...
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from cc_executor.client.events import (
 )
 from cc_executor.client.handle import CommandResult, ExecutionHandle
 from cc_executor.client.sync import SyncWebSocketClient
+from cc_executor.client.task_list import TaskListEvent, TaskListHandle
 
 __all__ = [
     "AgentEvent",
@@ -53,5 +59,7 @@ __all__ = [
     "Resumed",
     "Started",
     "SyncWebSocketClient",
+    "TaskListEvent",
+    "TaskListHandle",
     "WebSocketClient",
 ]

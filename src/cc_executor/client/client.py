@@ -2,9 +2,10 @@
 
 Owns one WebSocket connection at a time and one *runner* task per ``connect()``: the runner reads
 every frame, resolves request futures by id, routes notifications by ``execution_id`` to their
-:class:`ExecutionHandle`, and, when the connection drops without the user closing it, reconnects
-with bounded backoff and re-``attach``es every live handle from its last seq. ``close()`` always
-cancels and awaits the runner.
+:class:`ExecutionHandle` (and a task list's ``task.*`` ones by ``list_id`` to its
+:class:`~cc_executor.client.task_list.TaskListHandle`), and, when the connection drops without
+the user closing it, reconnects with bounded backoff and re-``attach``es every live handle from
+its last seq. ``close()`` always cancels and awaits the runner.
 
 Liveness is left to WebSocket ping/pong frames (answered by the library); there is no read
 timeout on the event stream, so a run of hours is never cut by the client. Requests (as opposed
@@ -26,7 +27,7 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -50,6 +51,7 @@ from cc_executor.client.handle import (
     ExecutionHandle,
     Feed,
 )
+from cc_executor.client.task_list import LIST_NOTIFICATIONS, TaskListEvent, TaskListHandle
 from cc_executor.config import DEFAULT_PORT
 from cc_executor.errors import CCExecutorError, ParseError, error_from_wire
 from cc_executor.protocol.jsonrpc import encode_request, parse_message
@@ -150,6 +152,7 @@ class WebSocketClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ignored: set[int] = set()  # ids of fire-and-forget requests (pong, detach)
         self._handles: dict[str, ExecutionHandle] = {}
+        self._lists: dict[str, TaskListHandle] = {}
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # set while online, and once the runner has given up
@@ -296,6 +299,20 @@ class WebSocketClient:
                 future.set_exception(lost)
         self._pending.clear()
         self._ignored.clear()
+        # The daemon does not replay list notifications to a new connection: a list handle
+        # cannot go on; the list itself keeps running and ``task_list_status`` tells its state.
+        for handle in self._lists.values():
+            handle._fail(
+                ClientClosed("client closed", url=self.url)
+                if self._closing
+                else ConnectionLost(
+                    f"connection to {self.url} dropped; task list notifications are not "
+                    "replayed: poll task_list_status",
+                    url=self.url,
+                    list_id=handle.list_id,
+                )
+            )
+        self._lists.clear()
 
     async def _run(self, ws: ClientConnection) -> None:
         reattach = False
@@ -416,6 +433,10 @@ class WebSocketClient:
         if method == Notification.PING:
             await self._send_ignored(Method.PONG, {})
             return
+        list_id = params.get("list_id")
+        if method in LIST_NOTIFICATIONS and isinstance(list_id, str) and list_id in self._lists:
+            self._on_list_notification(self._lists[list_id], method, params)
+            return
         execution_id = params.get("execution_id")
         handle = self._handles.get(execution_id) if isinstance(execution_id, str) else None
         if handle is None:
@@ -427,6 +448,30 @@ class WebSocketClient:
             # re-attach after draining, so on the wire detach always precedes that attach (the
             # daemon handles one connection's requests in order).
             await self._send_ignored(Method.DETACH, {"execution_id": execution_id})
+
+    def _on_list_notification(
+        self, handle: TaskListHandle, method: str, params: dict[str, Any]
+    ) -> None:
+        execution: ExecutionHandle | None = None
+        execution_id = params.get("execution_id")
+        if (
+            method == Notification.TASK_STARTED
+            and handle.follow_tasks
+            and isinstance(execution_id, str)
+        ):
+            # Registered now, in the reader: the daemon sends this notification before the
+            # task's first event, so no event of the task can miss its handle.
+            execution = self._handles.get(execution_id) or self._new_handle(
+                execution_id, capture=False
+            )
+        event = TaskListEvent(method, handle.list_id, params, execution)
+        handle._feed(event)
+        if event.final:
+            self._release_list(handle)
+
+    def _release_list(self, handle: TaskListHandle) -> None:
+        if self._lists.get(handle.list_id) is handle:
+            del self._lists[handle.list_id]
 
     # --- requests -------------------------------------------------------------------------------
     async def _connection(self) -> ClientConnection:
@@ -626,3 +671,64 @@ class WebSocketClient:
     async def hook_status(self) -> dict[str, Any]:
         """Hooks configured, enabled, and their last runs."""
         return await self._call(Method.HOOK_STATUS, {})
+
+    # --- task lists -------------------------------------------------------------------------------
+    async def task_list_create(
+        self,
+        tasks: Sequence[Mapping[str, Any]],
+        *,
+        name: str | None = None,
+        timeout_per_task: float | None = None,
+        on_failure: str = "stop",
+        list_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        follow_tasks: bool = True,
+    ) -> TaskListHandle:
+        """Create a durable task list on the daemon (``task_list.create``) and follow it.
+
+        Each task is an ``execute`` request (``command``/``argv``/``agent`` + ``prompt``,
+        ``timeout``, ``cwd``, ``env``, ``agent_options``, ...) plus ``retries``, ``on_failure``
+        and ``depends_on``. Returns a :class:`TaskListHandle`: iterate it for the list's
+        ``task.*`` notifications until ``task_list.completed``; with ``follow_tasks`` each
+        ``task.started`` carries the task execution's :class:`ExecutionHandle` (iterate it or
+        ``detach()`` it). The list belongs to the daemon: it runs on when this client goes away.
+        """
+        lid = list_id or uuid.uuid4().hex
+        params: dict[str, Any] = {
+            "tasks": [dict(task) for task in tasks],
+            "name": name,
+            "timeout_per_task": timeout_per_task,
+            "on_failure": on_failure,
+            "list_id": lid,
+            "metadata": dict(metadata) if metadata is not None else None,
+        }
+        await self._connection()
+        handle = TaskListHandle(self, lid, follow_tasks=follow_tasks)
+        self._lists[lid] = handle
+        try:
+            handle.created = await self._call(
+                Method.TASK_LIST_CREATE, {k: v for k, v in params.items() if v is not None}
+            )
+        except BaseException:
+            self._release_list(handle)
+            raise
+        return handle
+
+    async def task_list_status(self, list_id: str) -> dict[str, Any]:
+        """``task_list.status``: the list's state and counts, and every task's state, attempts,
+        execution ids, exit code and error."""
+        return await self._call(Method.TASK_LIST_STATUS, {"list_id": list_id})
+
+    async def task_list_pause(self, list_id: str, *, pause_running: bool = False) -> dict[str, Any]:
+        """``task_list.pause``: hold the queue; ``pause_running`` also SIGSTOPs the running task."""
+        return await self._call(
+            Method.TASK_LIST_PAUSE, {"list_id": list_id, "pause_running": pause_running}
+        )
+
+    async def task_list_resume(self, list_id: str) -> dict[str, Any]:
+        """``task_list.resume``: release a paused list (and a SIGSTOPped running task)."""
+        return await self._call(Method.TASK_LIST_RESUME, {"list_id": list_id})
+
+    async def task_list_cancel(self, list_id: str) -> dict[str, Any]:
+        """``task_list.cancel``: cancel the running task and every task not yet run."""
+        return await self._call(Method.TASK_LIST_CANCEL, {"list_id": list_id})

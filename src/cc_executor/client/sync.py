@@ -85,3 +85,21 @@ class SyncWebSocketClient:
 
     def hook_status(self) -> dict[str, Any]:
         return self._run(lambda client: client.hook_status())
+
+    def task_list_status(self, list_id: str) -> dict[str, Any]:
+        """Same as :meth:`WebSocketClient.task_list_status`."""
+        return self._run(lambda client: client.task_list_status(list_id))
+
+    def task_list_pause(self, list_id: str, *, pause_running: bool = False) -> dict[str, Any]:
+        """Same as :meth:`WebSocketClient.task_list_pause`."""
+        return self._run(
+            lambda client: client.task_list_pause(list_id, pause_running=pause_running)
+        )
+
+    def task_list_resume(self, list_id: str) -> dict[str, Any]:
+        """Same as :meth:`WebSocketClient.task_list_resume`."""
+        return self._run(lambda client: client.task_list_resume(list_id))
+
+    def task_list_cancel(self, list_id: str) -> dict[str, Any]:
+        """Same as :meth:`WebSocketClient.task_list_cancel`."""
+        return self._run(lambda client: client.task_list_cancel(list_id))

@@ -15,6 +15,13 @@ How it stays off the hot path and bounded:
   a queue.
 * Events are written before the record that claims them (``last_seq``), so a record never
   points past what is durable.
+* While only output arrives, an execution's record (``last_seq``, ``output_bytes``, timings) is
+  rewritten at most every :data:`RECORD_INTERVAL_S`; its events are still written every round. A
+  state change, the first record and the final one are written at once, and a record whose
+  write was held back is written when its interval is up (or by :meth:`StoreRecorder.drain`), even
+  if no further event arrives. Without this, every round wrote one record per streaming
+  execution: 50 executions trickling output cost hundreds of record upserts a second (measured in
+  ``docs/benchmarks.md``, round 6).
 * Finished executions leave the recorder once their last event (``process.completed``) and
   final record are written; ``on_persisted`` then runs (duration statistics, task lists).
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,10 +42,18 @@ from loguru import logger
 from cc_executor.storage.base import ExecutionRecord, Store, StoredEvent
 from cc_executor.supervisor import Execution, Gap
 
-__all__ = ["RECORD_BATCH_BYTES", "StoreRecorder", "record_of"]
+__all__ = ["RECORD_BATCH_BYTES", "RECORD_INTERVAL_S", "StoreRecorder", "record_of"]
 
 RECORD_BATCH_BYTES = 4 * 1024 * 1024  # one append_events call carries at most about this much
 STORE_RETRY_S = 1.0  # after a failed write, wait this long before trying the same batch again
+# A running execution's record is rewritten at most this often while only output arrives: what it
+# would update (last_seq, output_bytes, execution_time) may lag by this much in `history`; events
+# and state changes do not wait.
+RECORD_INTERVAL_S = 0.5
+# While only output is pending, a write round starts at most this long after the previous one,
+# so a trickle of small events becomes one append per window instead of one per event; a state
+# change (or a finished execution, or drain) starts the round at once.
+ROUND_INTERVAL_S = 0.02
 
 
 def record_of(
@@ -98,6 +114,8 @@ class StoreRecorder:
         *,
         owner: str | None = None,
         batch_bytes: int = RECORD_BATCH_BYTES,
+        record_interval_s: float = RECORD_INTERVAL_S,
+        round_interval_s: float = ROUND_INTERVAL_S,
         on_persisted: Callable[[Execution], Awaitable[None]] | None = None,
         on_state: Callable[[Execution, str | None], None] | None = None,
     ) -> None:
@@ -106,6 +124,13 @@ class StoreRecorder:
         self._on_state = on_state
         self._states: dict[str, str] = {}  # the state last written, per tracked execution
         self._batch_bytes = batch_bytes
+        self._record_interval_s = record_interval_s
+        self._record_written: dict[str, float] = {}  # id -> monotonic time of its last record
+        self._record_stale: dict[str, None] = {}  # ids whose record lags their stored events
+        self._draining = False  # drain() asked: held-back records are written at once
+        self._round_interval_s = round_interval_s
+        self._last_round = -round_interval_s  # monotonic start of the previous write round
+        self._holding = False  # waiting out ROUND_INTERVAL_S with only output pending
         self._on_persisted = on_persisted
         self._tracked: dict[str, Execution] = {}
         self._persisted: dict[str, int] = {}  # execution id -> newest seq written
@@ -124,18 +149,33 @@ class StoreRecorder:
         self._mark(execution.id)
 
     async def drain(self) -> None:
-        """Return once everything appended so far is written (bounded by the caller)."""
-        while self._dirty or not self._idle.is_set():
-            self._wake.set()
-            self._idle.clear()
-            await self._idle.wait()
+        """Return once everything appended so far is written, records included (bounded by the
+        caller)."""
+        self._draining = True
+        try:
+            while self._dirty or self._record_stale or not self._idle.is_set():
+                self._wake.set()
+                self._idle.clear()
+                await self._idle.wait()
+        finally:
+            self._draining = False
 
     # --- writer ----------------------------------------------------------------------------------
 
     def _mark(self, execution_id: str) -> None:
         self._dirty[execution_id] = None
         self._idle.clear()
+        if self._holding and self._output_only(execution_id):
+            return  # the round due at the end of the window takes it; no wake-up per event
         self._wake.set()
+
+    def _output_only(self, execution_id: str) -> bool:
+        execution = self._tracked.get(execution_id)
+        return (
+            execution is not None
+            and not execution.finished
+            and execution.state.value == self._states.get(execution_id)
+        )
 
     def persisted_seq(self, execution_id: str) -> int:
         return self._persisted.get(execution_id, 0)
@@ -144,12 +184,37 @@ class StoreRecorder:
         """The writer loop; runs until cancelled (drain first to lose nothing)."""
         while True:
             if not self._dirty:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
+                if not self._record_stale:
+                    self._idle.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                delay = self._stale_delay()
+                if delay > 0:
+                    # Nothing is due before the first held-back record, unless an event (or
+                    # drain) wakes us first. No await between the checks and clear(): no lost
+                    # wake-up.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+                    continue
+            if self._dirty and (delay := self._round_delay()) > 0:
+                self._wake.clear()  # a state change, a finish or drain() wakes us early
+                self._holding = True
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+                finally:
+                    self._holding = False
                 continue
             try:
-                await self._write_round()
+                if self._dirty:
+                    self._last_round = time.monotonic()
+                    await self._write_round()
+                else:
+                    await self._write_stale()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store failed (Redis down, disk full): keep the events, retry
@@ -191,24 +256,76 @@ class StoreRecorder:
         # writes the same events again (idempotent per seq), so nothing is lost.
         if events:
             await self.store.append_events(events)
+        now = time.monotonic()
         for execution, seq in touched:
-            await self.store.put_execution(record_of(execution, last_seq=seq, owner=self.owner))
-            self._persisted[execution.id] = seq
-            state = execution.state.value
-            previous = self._states.get(execution.id)
-            if state != previous:
-                self._states[execution.id] = state
-                if self._on_state is not None:
-                    self._on_state(execution, previous)
+            if self._hold_back(execution, seq, now):
+                # Output only, and its record was written moments ago: the events are stored,
+                # the record follows when its interval is up (_write_stale) or at drain().
+                self._persisted[execution.id] = seq
+                self._record_stale[execution.id] = None
+            else:
+                await self._put(execution, seq)
             if seq >= execution.log.last_seq:  # nothing new arrived during the awaits
                 self._dirty.pop(execution.id, None)
-                if execution.finished:
+                if execution.finished and execution.id not in self._record_stale:
                     await self._finished(execution)
+
+    def _hold_back(self, execution: Execution, seq: int, now: float) -> bool:
+        """Whether this round may skip the record: same state, not final, written recently."""
+        if execution.finished and seq >= execution.log.last_seq:
+            return False  # the final record
+        if execution.state.value != self._states.get(execution.id):
+            return False  # a state change (or the first record)
+        written = self._record_written.get(execution.id)
+        return written is not None and now - written < self._record_interval_s
+
+    def _round_delay(self) -> float:
+        """Seconds until the next round may start (0: now): only output pending, last one recent."""
+        if self._draining:
+            return 0.0
+        delay = self._last_round + self._round_interval_s - time.monotonic()
+        if delay <= 0:
+            return 0.0
+        return delay if all(self._output_only(eid) for eid in self._dirty) else 0.0
+
+    def _stale_delay(self) -> float:
+        """Seconds until the first held-back record is due (0: write now)."""
+        if self._draining:
+            return 0.0
+        oldest = min(self._record_written.get(eid, 0.0) for eid in self._record_stale)
+        return max(0.0, oldest + self._record_interval_s - time.monotonic())
+
+    async def _write_stale(self) -> None:
+        """Write the held-back records that are due (all of them when draining)."""
+        now = time.monotonic()
+        for execution_id in list(self._record_stale):
+            execution = self._tracked.get(execution_id)
+            if execution is None:
+                self._record_stale.pop(execution_id, None)
+                continue
+            written = self._record_written.get(execution_id, 0.0)
+            if self._draining or now - written >= self._record_interval_s:
+                await self._put(execution, self._persisted.get(execution_id, 0))
+
+    async def _put(self, execution: Execution, seq: int) -> None:
+        """Upsert the record claiming events up to ``seq`` (stored already); report a new state."""
+        await self.store.put_execution(record_of(execution, last_seq=seq, owner=self.owner))
+        self._persisted[execution.id] = seq
+        self._record_written[execution.id] = time.monotonic()
+        self._record_stale.pop(execution.id, None)
+        state = execution.state.value
+        previous = self._states.get(execution.id)
+        if state != previous:
+            self._states[execution.id] = state
+            if self._on_state is not None:
+                self._on_state(execution, previous)
 
     async def _finished(self, execution: Execution) -> None:
         self._tracked.pop(execution.id, None)
         self._persisted.pop(execution.id, None)
         self._states.pop(execution.id, None)
+        self._record_written.pop(execution.id, None)
+        self._record_stale.pop(execution.id, None)
         execution.log.listener = None
         if self._on_persisted is not None:
             try:

@@ -130,6 +130,8 @@ class ExecutionService:
         timeouts: TimeoutPlanner | None = None,
         owner: str | None = None,
         retention: Retention | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        owner_ttl_s: float = OWNER_TTL_S,
     ) -> None:
         self.supervisor = supervisor
         self.store = store
@@ -137,6 +139,8 @@ class ExecutionService:
         # touches only what this owner's previous incarnation or a dead owner left behind.
         self.owner = owner or embedded_owner()
         self.retention = retention or Retention()
+        self.heartbeat_s = heartbeat_s
+        self.owner_ttl_s = owner_ttl_s
         self.claude = claude or ClaudeRunConfig()
         self.hooks = hooks
         self.timeouts = timeouts
@@ -224,12 +228,13 @@ class ExecutionService:
         Our own id is dead for anything we do not hold in memory: it is our previous
         incarnation's (a daemon restarted on the same state dir and port; the pid-file lock
         makes that slot ours alone). The callers skip what they hold. So is an owner whose
-        heartbeat is older than :data:`OWNER_TTL_S`, and records written before owners existed.
+        heartbeat is older than ``owner_ttl_s`` (:data:`OWNER_TTL_S`), and records written
+        before owners existed.
         """
         if owner is None or owner == self.owner:
             return True
         seen = heartbeats.get(owner)
-        return seen is None or seen < time.time() - OWNER_TTL_S
+        return seen is None or seen < time.time() - self.owner_ttl_s
 
     async def recover(self) -> list[str]:
         """Mark what a dead owner left running as ``lost``; kill what is left of it here.
@@ -254,6 +259,24 @@ class ExecutionService:
         self.recovered.extend(lost)
         return lost
 
+    async def recover_execution(self, execution_id: str) -> bool:
+        """Settle one execution a dead owner left, known by id alone (a task list's interrupted
+        attempt may have died before its record was stored); True when it was marked lost."""
+        if self.live(execution_id) is not None:
+            return False
+        record = await self.store.get_execution(execution_id)
+        if record is not None and record.state not in UNFINISHED_STATES:
+            return False
+        pgid = record.pgid if record is not None else None
+        killed = await kill_leftovers(execution_id, pgid)
+        if record is None:
+            record = ExecutionRecord(
+                execution_id=execution_id, state="pending", command="", created_at=time.time()
+            )
+        await self._mark_lost(record, killed)
+        self.recovered.append(execution_id)
+        return True
+
     async def _maintain(self) -> None:
         """Heartbeat; now and then recover dead owners' executions and apply retention."""
         last_prune = 0.0
@@ -269,7 +292,7 @@ class ExecutionService:
             except Exception:  # the store is down: try again next round
                 logger.exception("maintenance round failed")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HEARTBEAT_S):
+                async with asyncio.timeout(self.heartbeat_s):
                     await asyncio.Event().wait()
 
     async def prune(self) -> PruneReport:

@@ -35,7 +35,7 @@ from cc_executor.protocol import ExecuteParams, TaskListCreateParams
 from cc_executor.protocol.jsonrpc import encode_notification
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.hooks.model import HookEvent
-from cc_executor.scheduler.service import OWNER_TTL_S, ExecutionService
+from cc_executor.scheduler.service import ExecutionService
 from cc_executor.storage.base import LOST, Store, TaskListRecord, TaskRecord
 from cc_executor.supervisor import Execution, ExecutionState
 
@@ -44,6 +44,7 @@ __all__ = ["FINISHED_LIST_STATES", "Subscriber", "TaskLists", "task_list_view"]
 FINISHED_LIST_STATES = frozenset({"completed", "failed", "canceled"})
 UNFINISHED_LIST_STATES = ("queued", "running", "paused")
 FINISHED_TASK_STATES = frozenset({"completed", "failed", "canceled", "skipped"})
+INTERRUPTED_TASK_STATES = frozenset({"running", "paused", "waiting_for_limit"})
 RECOVERY_LIMIT = 10_000  # unfinished lists resumed at start
 
 Subscriber = Callable[[str, dict[str, Any], str], None]
@@ -140,7 +141,7 @@ class TaskLists:
         """Take over, now and then, the lists of daemons that died meanwhile (shared Redis)."""
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(OWNER_TTL_S):
+                async with asyncio.timeout(self.service.owner_ttl_s):
                     await asyncio.Event().wait()
             try:
                 await self.recover()
@@ -185,8 +186,8 @@ class TaskLists:
                     continue
                 if not await self.service.dead_owner(record.owner, heartbeats):
                     continue
-                await self._take_over(record)
-                resumed.append(record.list_id)
+                if await self._take_over(record) is not None:
+                    resumed.append(record.list_id)
         if resumed:
             logger.info("resuming {} task list(s) of a dead owner", len(resumed))
         return resumed
@@ -208,13 +209,29 @@ class TaskLists:
                     state=record.state,
                     owner=record.owner,
                 )
-            run = await self._take_over(record)
-        return task_list_view(run.record, run.tasks)
+            taken = await self._take_over(record)
+            if taken is None:
+                raise InvalidTransition(
+                    f"task list {list_id!r} was just taken over by another owner",
+                    list_id=list_id,
+                    state=record.state,
+                )
+        return task_list_view(taken.record, taken.tasks)
 
-    async def _take_over(self, record: TaskListRecord) -> _Run:
+    async def _take_over(self, record: TaskListRecord) -> _Run | None:
+        """Claim the list (compare-and-set: of several services only one wins), settle its
+        interrupted attempt (kill what is left, mark it ``lost``), then run it here."""
+        claimed = await self.store.claim_task_list(
+            record.list_id, expected_owner=record.owner, owner=self.service.owner, at=time.time()
+        )
+        if not claimed:
+            return None
+        record = await self._stored(record.list_id)
         tasks = await self.store.get_tasks(record.list_id)
-        record = dataclasses.replace(record, owner=self.service.owner, updated_at=time.time())
-        await self.store.put_task_list(record)
+        for task in tasks:
+            if task.state in INTERRUPTED_TASK_STATES and task.execution_ids:
+                # Its execution may have died before the recorder stored it: settle it by id.
+                await self.service.recover_execution(task.execution_ids[-1])
         run = _Run(record, tasks)
         self._start(run)
         return run

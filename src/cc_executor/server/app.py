@@ -119,17 +119,21 @@ def build_services(
     environ: Mapping[str, str] | None = None,
     owner: str | None = None,
     auto_resume: bool = True,
+    spool_dir: Path | None = None,
 ) -> Services:
     """Store, supervisor, service and task lists as ``settings`` say (nothing started yet).
 
     ``owner``: the daemon's own id by default; an embedded user passes its own
     (:func:`~cc_executor.scheduler.service.embedded_owner`) and ``auto_resume=False``.
+    ``spool_dir``: where event logs spill; an embedded user passes a directory of its own, since
+    :meth:`Services.running` empties it at start (the default is the daemon's).
     """
     base_env = child_base_env(os.environ if environ is None else environ)
     # One spool dir per daemon (state dir + port, which the pid-file lock makes unique), so the
     # files a crashed predecessor left behind can be removed at start without touching another
     # daemon's.
-    spool_dir = settings.state_dir / f"spool-{settings.port}"
+    if spool_dir is None:
+        spool_dir = settings.state_dir / f"spool-{settings.port}"
     supervisor = Supervisor(
         shell=settings.shell,
         terminate_grace_s=settings.terminate_grace_s,
@@ -151,6 +155,8 @@ def build_services(
         hooks=hooks,
         timeouts=TimeoutPredictor.from_settings(settings, store),
         owner=owner or daemon_owner(settings),
+        heartbeat_s=settings.heartbeat_s,
+        owner_ttl_s=settings.owner_ttl_s,
         retention=Retention(
             max_age_s=None
             if settings.retention_max_age_days is None

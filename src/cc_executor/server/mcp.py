@@ -57,6 +57,7 @@ from cc_executor.protocol import ExecuteParams, TaskListCreateParams
 from cc_executor.protocol.models import ExecutionIdStr
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.service import REPLAY_PAGE_EVENTS, UNFINISHED_STATES, ExecutionService
+from cc_executor.server.mcp_lazy import MANIFEST_PATH, MCP_PATH  # the routes, mounted lazily
 from cc_executor.server.security import RequestGuard
 from cc_executor.supervisor import Event, ExecutionState, Gap
 
@@ -74,8 +75,6 @@ __all__ = [
 ]
 
 SERVER_NAME = "cc-executor"
-MCP_PATH = "/mcp"
-MANIFEST_PATH = "/.well-known/mcp/cc-executor.json"
 STDIO_COMMAND = ("cc-executor", "mcp")  # how a local client starts the stdio transport
 
 WAIT_DEFAULT_S = 25.0  # under the 30 s tool-call limit several MCP clients apply by default

@@ -8,6 +8,7 @@ client gets an HTTP 401/403 response and never an accepted-then-closed socket. T
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ __all__ = [
     "bearer_token_from_headers",
     "check_bearer",
     "host_allowed",
+    "host_entry_values",
     "origin_allowed",
 ]
 
@@ -51,13 +53,66 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def allowed_host_names(bind_host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
-    """Every Host header value accepted: loopback names and the bound name, with and without port.
+_MAX_PORT = 65535
 
-    Guards against DNS rebinding: a page at ``http://evil.example:8003`` resolving to 127.0.0.1
-    sends ``Host: evil.example:8003`` and is refused.
+
+def _port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= _MAX_PORT:
+        raise ValueError(f"allowed host {entry!r}: the port must be a number from 1 to {_MAX_PORT}")
+    return int(text)
+
+
+def _ipv6(text: str, entry: str) -> str:
+    address, _, zone = text.partition("%")
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        raise ValueError(f"allowed host {entry!r}: {text!r} is not an IPv6 address") from None
+    return f"{address}%{zone}" if zone else address
+
+
+def host_entry_values(entry: str, port: int) -> frozenset[str]:
+    """The Host header values one ``allowed_hosts`` entry stands for.
+
+    An entry that carries a port (``localhost:8001``, ``[::1]:8001``) is taken literally: the
+    daemon is reached through a port it does not listen on itself (a container port published
+    on another host port, a port forward), and only that port is opened. A bare name
+    (``websocket``, ``::1``, ``[::1]``) is accepted alone and with the daemon's own ``port``; a
+    bare IPv6 address is bracketed as Host headers write it. A malformed entry (``host:``,
+    ``host:http``, ``[::1]x``) raises :class:`ValueError`, so a typo stops the daemon from
+    starting instead of widening the guard.
     """
-    names = {*(_LOOPBACK_NAMES), *extra}
+    name = entry.strip().lower()
+    if not name:
+        raise ValueError("allowed host entries must not be empty")
+    if name.startswith("["):
+        inner, bracket, rest = name[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"allowed host {entry!r}: expected [IPv6] or [IPv6]:port")
+        host = f"[{_ipv6(inner, entry)}]"
+        if rest:
+            return frozenset({f"{host}:{_port(rest[1:], entry)}"})
+    elif name.count(":") == 1:
+        bare, _, given = name.partition(":")
+        if not bare:
+            raise ValueError(f"allowed host {entry!r}: no host name before the port")
+        return frozenset({f"{bare}:{_port(given, entry)}"})
+    elif ":" in name:
+        host = f"[{_ipv6(name, entry)}]"
+    else:
+        host = name
+    return frozenset({host, f"{host}:{port}"})
+
+
+def allowed_host_names(bind_host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Every Host header value accepted (DNS-rebinding guard).
+
+    Loopback names and the bound name, with and without the daemon's ``port``, plus what each
+    ``extra`` entry stands for (:func:`host_entry_values`: literally when it carries a port).
+    A page at ``http://evil.example:8003`` resolving to 127.0.0.1 sends
+    ``Host: evil.example:8003`` and is refused.
+    """
+    names = set(_LOOPBACK_NAMES)
     if bind_host not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
         names.add(bind_host)
     accepted: set[str] = set()
@@ -65,6 +120,8 @@ def allowed_host_names(bind_host: str, port: int, extra: Iterable[str] = ()) -> 
         host = _bracket(name.lower())
         accepted.add(host)
         accepted.add(f"{host}:{port}")
+    for entry in extra:
+        accepted |= host_entry_values(entry, port)
     return frozenset(accepted)
 
 

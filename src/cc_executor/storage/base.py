@@ -198,6 +198,9 @@ class Store(Protocol):
     async def list_task_lists(
         self, *, states: Sequence[str] | None = None, limit: int = 100
     ) -> list[TaskListRecord]: ...
+    async def claim_task_list(
+        self, list_id: str, *, expected_owner: str | None, owner: str, at: float
+    ) -> bool: ...  # compare-and-set of the owner: True only for the one caller that won
     async def put_task(self, record: TaskRecord) -> None: ...
     async def get_tasks(self, list_id: str) -> list[TaskRecord]: ...  # index order
 

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
@@ -115,6 +116,20 @@ return 1
 """
 
 _IX_ALL, _IX_STATE, _IX_LIST = "_ix_all", "_ix_state", "_ix_list"
+
+
+_CLAIM_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = redis.call('HGET', KEYS[1], 'owner')
+if (current or 'null') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'updated_at', ARGV[3])
+return 1
+"""
+"""Compare-and-set of a task list's owner (a missing field reads as JSON ``null``)."""
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _redact(url: str) -> str:
@@ -354,6 +369,21 @@ class RedisStore:
                 indexes,
                 TASK_LISTS.to_fields(record),
             )
+
+    async def claim_task_list(
+        self, list_id: str, *, expected_owner: str | None, owner: str, at: float
+    ) -> bool:
+        # Fields hold JSON text, so the comparison is of encoded values; one script is atomic.
+        async with self._write_lock:
+            won = await self._r.eval(
+                _CLAIM_LUA,
+                1,
+                self._key("tasklist", list_id),
+                _json(expected_owner),
+                _json(owner),
+                _json(at),
+            )
+        return bool(won)
 
     async def get_task_list(self, list_id: str) -> TaskListRecord | None:
         data = await self._r.hgetall(self._key("tasklist", list_id))

@@ -392,6 +392,19 @@ class SqliteStore:
         sql, row = _upsert_sql("task_lists", TASK_LISTS), TASK_LISTS.to_row(record)
         await self._write(lambda c: _execute(c, sql, row))
 
+    async def claim_task_list(
+        self, list_id: str, *, expected_owner: str | None, owner: str, at: float
+    ) -> bool:
+        sql = (
+            'UPDATE task_lists SET "owner" = ?, "updated_at" = ? '
+            'WHERE "list_id" = ? AND "owner" IS ?'
+        )
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            return conn.execute(sql, (owner, at, list_id, expected_owner)).rowcount == 1
+
+        return await self._write(claim)
+
     async def get_task_list(self, list_id: str) -> TaskListRecord | None:
         sql = f"SELECT {_columns(TASK_LISTS)} FROM task_lists WHERE list_id = ?"
         row = await self._read(lambda c: c.execute(sql, (list_id,)).fetchone())

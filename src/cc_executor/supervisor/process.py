@@ -71,6 +71,9 @@ _PID_MAX_FILE = f"{_PROC}/sys/kernel/pid_max"
 # how fast the pid allocator could go all the way round since a spawn.
 MAX_FORKS_PER_S = 1_000_000
 _RESERVED_PIDS = 300  # the allocator restarts here after wrapping at pid_max
+# PF_KTHREAD in the flags field (9th) of /proc/<pid>/stat: a kernel thread. It has no user memory,
+# so its environ always reads empty; it can never carry a marker nor descend from a child.
+_PF_KTHREAD = 0x00200000
 
 
 class _GroupProtocol(asyncio.SubprocessProtocol):
@@ -762,10 +765,26 @@ def _unsettled(listed: frozenset[str]) -> bool:
         stat = _read_proc_file(f"{_PROC}/{name}/stat", _STAT_READ)
         if stat is None:
             continue  # gone
-        state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
-        if state != b"Z":
+        if not _zombie_or_kernel_thread(stat):
             return True
     return False
+
+
+def _zombie_or_kernel_thread(stat: bytes) -> bool:
+    """Whether a ``/proc/<pid>/stat`` line is a zombie's or a kernel thread's: settled for good.
+
+    Kernel threads (``kworker``s come and go all the time, with fresh pids above any floor) read
+    an empty environ forever; without this check every sweep ran all ``SWEEP_MAX_ROUNDS`` rounds
+    waiting for them to "finish exec" (measured: ~0.4 ms per cancel).
+    """
+    # "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and ")".
+    fields = stat[stat.rfind(b")") + 2 :].split(b" ", 7)
+    if fields[0] == b"Z":
+        return True
+    try:
+        return len(fields) > 6 and bool(int(fields[6]) & _PF_KTHREAD)
+    except ValueError:
+        return False
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

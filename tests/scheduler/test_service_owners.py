@@ -71,6 +71,26 @@ async def test_a_live_owner_is_left_alone_and_a_dead_one_recovered(tmp_path: Pat
             await other.wait()
 
 
+async def test_an_embedded_owner_whose_process_is_gone_is_dead_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    other, execution_id = await _embedded(db, "auto")
+    try:
+        service = ExecutionService(
+            supervisor=Supervisor(shell="/bin/sh"), store=SqliteStore(db), owner="daemon:test"
+        )
+        async with service:
+            assert await service.recover() == []  # its process is alive
+            other.send_signal(signal.SIGKILL)
+            await other.wait()
+            # no waiting for the heartbeat to expire: the owner's pid is gone on this host
+            assert await service.recover() == [execution_id]
+        assert marked_alive(execution_id) == []
+    finally:
+        if other.returncode is None:
+            other.kill()
+            await other.wait()
+
+
 async def _heartbeats(db: Path) -> dict[str, float]:
     store = SqliteStore(db)
     await store.open()

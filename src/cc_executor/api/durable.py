@@ -130,9 +130,9 @@ async def _adopt(runner: EmbeddedRunner, list_id: str) -> dict[str, Any]:
         raise InvalidTransition(
             f"task list {list_id!r} cannot be resumed here: its owner {owner!r} is still "
             "alive (it sent a heartbeat in the last "
-            f"{ttl:.0f} s). Wait for that program to finish it, or stop it; a program "
-            f"that died without stopping counts as dead {ttl:.0f} s after its last "
-            "heartbeat.",
+            f"{ttl:.0f} s). Wait for that program to finish it, or stop it; a program on "
+            "this machine is dead as soon as its process has exited, one on another machine "
+            f"{ttl:.0f} s after its last heartbeat.",
             **exc.data,
         ) from None
 

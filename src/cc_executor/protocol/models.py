@@ -621,6 +621,7 @@ class TaskListStatus(_Outgoing):
     total_tasks: int
     counts: dict[str, int] = Field(description="Tasks per state.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    owner: str | None = Field(None, description="The service instance running the list.")
     tasks: list[TaskStatus]
 
 

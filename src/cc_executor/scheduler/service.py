@@ -35,7 +35,7 @@ from cc_executor.scheduler.hooks.gate import HookGate
 from cc_executor.scheduler.recorder import StoreRecorder, record_of
 from cc_executor.storage.base import LOST, ExecutionRecord, PruneReport, Store, StoredEvent
 from cc_executor.supervisor import Event, Execution, ExecutionSpec, Gap, Supervisor
-from cc_executor.supervisor.process import kill_leftovers
+from cc_executor.supervisor.process import kill_leftovers, pid_alive
 
 __all__ = [
     "REPLAY_PAGE_EVENTS",
@@ -55,6 +55,18 @@ PRUNE_INTERVAL_S = 3600.0  # retention runs at start and then this often
 WAIT_MAX_S = 3600.0  # longest single wait() a door may ask for
 RECOVERY_LIMIT = 100_000  # unfinished executions looked at per recovery round
 UNFINISHED_STATES = ("pending", "running", "paused", "waiting_for_limit")
+
+
+def _embedded_process_gone(owner: str) -> bool:
+    """An embedded owner of this host whose process has exited is dead without waiting for its
+    heartbeat to expire (``embedded:<host>:<pid>:<random>``). A live pid proves nothing (it may
+    have been reused), so then the heartbeat decides."""
+    kind, _, rest = owner.partition(":")
+    host, _, rest = rest.partition(":")
+    pid, _, _ = rest.partition(":")
+    if kind != "embedded" or host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not pid_alive(int(pid))
 
 
 def embedded_owner() -> str:
@@ -232,6 +244,8 @@ class ExecutionService:
         before owners existed.
         """
         if owner is None or owner == self.owner:
+            return True
+        if _embedded_process_gone(owner):
             return True
         seen = heartbeats.get(owner)
         return seen is None or seen < time.time() - self.owner_ttl_s

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from loguru import logger
+from pydantic import ValidationError
 
 from cc_executor.errors import CCExecutorError, ExecutionNotFound, InvalidParams, InvalidTransition
 from cc_executor.protocol import ExecuteParams, TaskListCreateParams
@@ -95,6 +96,7 @@ def task_list_view(record: TaskListRecord, tasks: Sequence[TaskRecord]) -> dict[
         "total_tasks": record.total_tasks,
         "counts": counts,
         "metadata": record.metadata,
+        "owner": record.owner,
         "tasks": rows,
     }
 
@@ -246,7 +248,15 @@ class TaskLists:
     ) -> dict[str, Any]:
         """Store the list and its tasks (all ``queued``), then start running it."""
         if not isinstance(params, TaskListCreateParams):
-            params = TaskListCreateParams.model_validate(params)
+            try:
+                params = TaskListCreateParams.model_validate(params)
+            except ValidationError as exc:
+                raise InvalidParams(
+                    f"invalid task list: {exc.error_count()} error(s)",
+                    errors=exc.errors(
+                        include_url=False, include_context=False, include_input=False
+                    ),
+                ) from None
         list_id = params.list_id or uuid.uuid4().hex
         async with self._lock:
             if list_id in self._runs or await self.store.get_task_list(list_id) is not None:

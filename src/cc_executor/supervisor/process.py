@@ -44,6 +44,7 @@ __all__ = [
     "find_marked_processes",
     "kill_leftovers",
     "kill_marked_processes",
+    "pid_alive",
     "sweep",
     "sweeper",
 ]
@@ -815,3 +816,11 @@ async def kill_leftovers(marker: str, pgid: int | None) -> int:
         if any(member.pid in marked for member in members):
             extra = members
     return await sweep(marker, extra=extra)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (a zombie counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False

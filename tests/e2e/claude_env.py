@@ -15,7 +15,19 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "claude_path", "claude_version", "offline_env"]
+import pytest
+
+from cc_executor.api.receipts import MARKER_PREFIX
+
+__all__ = [
+    "CLAUDE",
+    "RECEIPT_LINE",
+    "REPO_ROOT",
+    "claude_path",
+    "claude_version",
+    "offline_env",
+    "requires_claude",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CLAUDE = REPO_ROOT / ".tools" / "claude" / "node_modules" / ".bin" / "claude"
@@ -60,3 +72,16 @@ def offline_env(base_url: str, home: Path, *, max_retries: int = 1) -> dict[str,
         # We run as root; --dangerously-skip-permissions refuses root unless sandboxed.
         "IS_SANDBOX": "1",
     }
+
+
+CLAUDE = claude_path()
+"""The CLI the e2e tests run, or ``None`` when it is not installed."""
+
+requires_claude = pytest.mark.skipif(
+    CLAUDE is None,
+    reason="Claude CLI not installed: run scripts/install-claude.sh"
+    " (or set CC_EXECUTOR_CLAUDE_PATH)",
+)
+
+RECEIPT_LINE = MARKER_PREFIX + ": {uuid}"
+"""The receipt line a fake model answer ends with (``.format(uuid=...)``)."""

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tests.e2e.claude_env import CLAUDE
 from tests.e2e.fake_anthropic import FakeAnthropic
+
+from cc_executor.config import Settings
 
 
 @pytest.fixture
 def api() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as fake:
         yield fake
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """Python-API settings on a fresh state dir with the test's Claude CLI; history cleared."""
+    from cc_executor.api import clear_history
+
+    clear_history()
+    yield Settings(state_dir=tmp_path / "state", claude_path=CLAUDE, terminate_grace_s=2.0)
+    clear_history()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.claude_env import claude_path, offline_env
+from tests.e2e.claude_env import CLAUDE, offline_env, requires_claude
 from tests.e2e.fake_anthropic import ApiError, FakeAnthropic, TextReply
 from tests.server.conftest import Daemon, Run, run_daemon
 
@@ -23,12 +23,6 @@ from cc_executor.agents.shell import parse_claude_command
 
 pytestmark = pytest.mark.e2e
 
-CLAUDE = claude_path()
-requires_claude = pytest.mark.skipif(
-    CLAUDE is None,
-    reason="Claude CLI not installed: run scripts/install-claude.sh"
-    " (or set CC_EXECUTOR_CLAUDE_PATH)",
-)
 CLI_TIMEOUT_S = 120.0  # one `cc-executor run` of a Claude answer against the local fake
 FAST = {"retry_min_wait_s": 0.05, "retry_max_wait_s": 0.2, "terminate_grace_s": 2.0}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
-from tests.e2e.claude_env import claude_path, offline_env
+from tests.e2e.claude_env import CLAUDE, offline_env, requires_claude
 from tests.e2e.fake_anthropic import ApiError, FakeAnthropic, TextReply, ToolUseReply
 from tests.polling import poll_until
 from tests.processes import marked_alive
@@ -25,12 +25,6 @@ from tests.server.conftest import Daemon, Peer, Run, run_daemon
 
 pytestmark = pytest.mark.e2e
 
-CLAUDE = claude_path()
-requires_claude = pytest.mark.skipif(
-    CLAUDE is None,
-    reason="Claude CLI not installed: run scripts/install-claude.sh"
-    " (or set CC_EXECUTOR_CLAUDE_PATH)",
-)
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 PROCESS_GONE_S = 10.0
 # Retries in milliseconds instead of 5..60 s: the same code path, configured small.

@@ -13,11 +13,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.e2e.claude_env import claude_path, offline_env
+from tests.e2e.claude_env import CLAUDE, RECEIPT_LINE, offline_env, requires_claude
 from tests.e2e.fake_anthropic import EchoReply, FakeAnthropic
 from tests.server.conftest import run_daemon
 
@@ -27,30 +26,14 @@ from cc_executor.api import (
     acc_execute,
     acc_execute_list,
     aresume,
-    clear_history,
     verify_execution,
 )
-from cc_executor.api.receipts import MARKER_PREFIX
 from cc_executor.config import Settings
 
 pytestmark = pytest.mark.e2e
 
 RUN_TIMEOUT_S = 60.0  # one Claude run against the local fake takes about a second
 CLI_TIMEOUT_S = 120.0
-CLAUDE = claude_path()
-requires_claude = pytest.mark.skipif(
-    CLAUDE is None,
-    reason="Claude CLI not installed: run scripts/install-claude.sh"
-    " (or set CC_EXECUTOR_CLAUDE_PATH)",
-)
-RECEIPT_LINE = MARKER_PREFIX + ": {uuid}"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    clear_history()
-    yield Settings(state_dir=tmp_path / "state", claude_path=CLAUDE, terminate_grace_s=2.0)
-    clear_history()
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.claude_env import REPO_ROOT, claude_path, offline_env
+from tests.e2e.claude_env import (
+    CLAUDE,
+    RECEIPT_LINE,
+    REPO_ROOT,
+    offline_env,
+    requires_claude,
+)
 from tests.e2e.fake_anthropic import (
     EchoReply,
     FakeAnthropic,
@@ -29,7 +35,6 @@ from tests.e2e.fake_anthropic import (
 )
 from tests.server.conftest import free_port
 
-from cc_executor.api.receipts import MARKER_PREFIX
 from cc_executor.config import Settings
 from cc_executor.server import daemon
 
@@ -38,13 +43,6 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = REPO_ROOT / "examples"
 EXAMPLE_TIMEOUT_S = 180.0  # a whole example; each Claude run against the fake takes ~1-2 s
 DAEMON_START_TIMEOUT_S = 30.0
-CLAUDE = claude_path()
-requires_claude = pytest.mark.skipif(
-    CLAUDE is None,
-    reason="Claude CLI not installed: run scripts/install-claude.sh"
-    " (or set CC_EXECUTOR_CLAUDE_PATH)",
-)
-RECEIPT_LINE = MARKER_PREFIX + ": {uuid}"
 
 
 # --- the fake model's answers --------------------------------------------------------------------

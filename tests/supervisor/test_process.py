@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from tests.polling import poll_until
 from tests.supervisor.probes import WAIT_S, alive, eventually, marked_alive, pids
 
 from cc_executor.supervisor import process as process_module
@@ -146,7 +147,12 @@ async def test_sweep_kills_marked_processes_outside_the_group() -> None:
     env[MARKER_ENV] = marker
     stray = await asyncio.create_subprocess_exec("sleep", "30", env=env, start_new_session=True)
     try:
-        assert [p.pid for p in find_marked_processes(marker)] == [stray.pid]
+        # Right after fork the child may still be in exec (its environ reads empty): wait.
+        await poll_until(
+            lambda: [p.pid for p in find_marked_processes(marker)] == [stray.pid],
+            timeout=WAIT_S,
+            what="the stray to be found by its marker",
+        )
         async with asyncio.timeout(WAIT_S):
             assert await sweep(marker) == 1
             assert await stray.wait() == -signal.SIGKILL

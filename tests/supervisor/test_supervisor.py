@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import TEST_GRACE_S
+from tests.polling import poll_until
 from tests.supervisor.probes import (
     alive,
     eventually,
@@ -315,3 +316,34 @@ async def test_program_errors_come_from_the_spawn_with_the_same_messages(
         await supervisor.execute(ExecutionSpec(argv=["./nope"], cwd=tmp_path))
     assert supervisor.running_count == 0
     assert supervisor.list() == []
+
+
+async def test_an_owner_failing_inside_kills_the_groups_and_keeps_its_own_exception() -> None:
+    import psutil
+    import pytest
+
+    from cc_executor.supervisor import ExecutionSpec, Supervisor
+
+    class OwnerBug(Exception):
+        pass
+
+    started = []
+
+    async def owner() -> None:
+        async with Supervisor(shell="/bin/sh") as sup:
+            started.append(await sup.execute(ExecutionSpec(argv=["sleep", "60"])))
+            raise OwnerBug
+
+    with pytest.raises(OwnerBug):  # not an ExceptionGroup around it
+        await owner()
+    execution = started[0]
+    assert execution.state.value == "canceled"
+    assert execution.pid is not None
+    leader = execution.pid
+    await poll_until(
+        lambda: (
+            not psutil.pid_exists(leader) or psutil.Process(leader).status() == psutil.STATUS_ZOMBIE
+        ),
+        timeout=10,
+        what="the SIGKILLed leader to die",
+    )

@@ -65,6 +65,7 @@ from cc_executor.protocol import (
     ExecuteResult,
     ExecutionInfo,
     TaskListCreateParams,
+    TaskListStatus,
 )
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler import ClaudeRunConfig
@@ -92,9 +93,7 @@ __all__ = [
     "ResultsPage",
     "StreamText",
     "TaskListControl",
-    "TaskListStatus",
     "TaskLists",
-    "TaskStatus",
     "build_rest_router",
     "claude_auth_sources",
     "claude_path_lookup",
@@ -202,35 +201,6 @@ ExecutionStatus.model_rebuild(
 
 class ExecutionList(BaseModel):
     executions: list[ExecutionStatus]
-
-
-class TaskStatus(BaseModel):
-    """One task of a list; open to added fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-    index: int
-    state: str = Field(
-        description="queued, running, paused, waiting_for_limit, completed, failed, canceled"
-        " or skipped."
-    )
-    execution_id: str | None = Field(None, description="The latest attempt's execution.")
-    execution_ids: list[str] = Field(default_factory=list, description="Every attempt's.")
-    attempts: int = 0
-
-
-class TaskListStatus(BaseModel):
-    """A task list and its tasks, as the scheduler reports it; open to added fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-    list_id: str
-    name: str | None = None
-    state: str = Field(description="queued, running, paused, completed, failed or canceled.")
-    queue_paused: bool = Field(False, description="The next task is held (pause).")
-    total_tasks: int = 0
-    counts: dict[str, int] = Field(default_factory=dict, description="Tasks per state.")
-    tasks: list[TaskStatus] = Field(default_factory=list)
 
 
 class TaskLists(BaseModel):

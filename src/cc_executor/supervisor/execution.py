@@ -308,6 +308,18 @@ class Execution:
         if self._group is not None:
             self._group.kill_now()
 
+    def abandon(self) -> None:
+        """The owner is gone and :meth:`run` never got to run (its task was cancelled before its
+        first step): KILL the group synchronously and record the end, as run() would have."""
+        if self.finished:
+            return
+        self._kill_now()
+        self._settle(_S.CANCELED, "supervisor_shutdown")
+        self._cancel_attempt_timer()
+        if self._group is not None:
+            self._group.close()
+        self._finish()
+
     async def _run_attempts(self) -> None:
         while True:
             group = self._group

@@ -128,7 +128,18 @@ class Supervisor:
             # group and sweeps synchronously before recording completion.
         finally:
             if task_group is not None:
-                await task_group.__aexit__(exc_type, exc, tb)
+                if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                    # The owner failed: cancel every execution task (each KILLs its group and
+                    # records the end) without handing the owner's exception to the TaskGroup,
+                    # which would wrap it in an ExceptionGroup the owner never raised.
+                    for task in list(self._tasks.values()):
+                        task.cancel()
+                    await task_group.__aexit__(None, None, None)
+                else:
+                    await task_group.__aexit__(exc_type, exc, tb)
+                # A task cancelled before its first step never ran run()'s cleanup.
+                for execution_id in list(self._live):
+                    self._executions[execution_id].abandon()
             if self.observer is not None:
                 try:
                     async with asyncio.timeout(SHUTDOWN_MARGIN_S):

@@ -1,10 +1,8 @@
-"""``cc-executor mcp``: the SDK's stdio client spawns the real command with its own state dir."""
+"""``cc-executor mcp``: the SDK's stdio client spawns the real command; several share a store."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +12,7 @@ from typing import Any
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from cc_executor.cli.mcp_cmd import LOCK_FILE_NAME, STDIO_STATE_SUBDIR
-
 CC_EXECUTOR = Path(sys.executable).with_name("cc-executor")  # the installed console script
-SECOND_START_TIMEOUT_S = 60.0  # a refused second start: interpreter start-up, then exit
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
@@ -58,24 +53,16 @@ async def test_stdio_serves_the_tools_and_runs_echo(tmp_path: Path) -> None:
         assert missing.is_error
         assert isinstance(missing.structured_content, dict)
         assert missing.structured_content["error"]["code"] == -32003
-        # The embedded service keeps its own history, away from a daemon's state dir.
-        state = tmp_path / "state" / STDIO_STATE_SUBDIR
-        assert (state / LOCK_FILE_NAME).exists()
-        assert (state / "cc-executor.db").exists()
-        assert not (tmp_path / "state" / "cc-executor.db").exists()
-        # A second stdio server on the same state dir would mark the first one's executions
-        # lost: it is refused while the first runs.
-        second = await asyncio.to_thread(
-            subprocess.run,
-            [str(CC_EXECUTOR), "mcp"],
-            env=environment(tmp_path),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=SECOND_START_TIMEOUT_S,
-            check=False,
-        )
-    assert second.returncode == 1
-    assert "another `cc-executor mcp`" in second.stderr
-    assert second.stdout == ""  # stdout is the MCP wire: nothing else may reach it
+    # A second stdio server on the same state dir shares the store (history of both) and
+    # leaves the first one's finished and running executions alone.
+    async with stdio_client(tmp_path) as first, stdio_client(tmp_path) as second:
+        running = await call(first, "execute", {"command": "sleep 30"})
+        seen = await call(second, "status", {"execution_id": started["execution_id"]})
+        other = await call(second, "status", {"execution_id": running["execution_id"]})
+        still = await call(first, "status", {"execution_id": running["execution_id"]})
+        await call(first, "cancel", {"execution_id": running["execution_id"]})
+    assert seen["state"] == "completed"
+    assert other["state"] == "running"  # read from the shared store, not marked lost
+    assert still["state"] == "running"
+    assert (tmp_path / "state" / "cc-executor.db").exists()
+    assert not list((tmp_path / "state").glob("spool-*"))  # spools are private temp dirs

@@ -43,6 +43,7 @@ PIPE = asyncio.subprocess.PIPE
 MARKER_ENV = "CC_EXECUTOR_EXECUTION_ID"
 START_TIMEOUT_S = 20.0
 POLL_S = 0.001  # both sides poll the process table at the same granularity
+IDLE_AFTER_STREAM_S = 4.0  # past the daemon's heap trim (2 s after the last group closed)
 
 # Runs the daemon's own CLI with uvicorn's ``loop``/``ws`` overridden, to compare implementations
 # without a setting in the product for it.
@@ -583,6 +584,16 @@ async def bench_rss_bounded(d: Daemon, total_mb: int = 400) -> None:
         peak <= 150 * 2**20,
     )
     record_value(f"  ({total_mb} MB took)", f"{elapsed:.2f} s", "", None)
+    # Once nothing runs, the daemon hands freed heap back to the OS (HeapTrimmer, 2 s after the
+    # last process group closed): what stays is what the daemon really holds.
+    await asyncio.sleep(IDLE_AFTER_STREAM_S)
+    settled = d.rss()
+    record_value(
+        f"daemon RSS {IDLE_AFTER_STREAM_S:.0f} s after it",
+        f"{settled / 2**20:.1f} MB",
+        "<= 150 MB",
+        settled <= 150 * 2**20,
+    )
 
 
 METRICS = (

@@ -25,8 +25,9 @@ How it stays off the hot path and bounded:
 * Finished executions leave the recorder once their last event (``process.completed``) and
   final record are written; ``on_persisted`` then runs (duration statistics, task lists).
 
-What is durable when: an event is in the store one writer round after it was appended (a few
-milliseconds when the store keeps up; see ``docs/storage.md``).
+What is durable when: an event is in the store one writer round after it was appended: a few
+milliseconds when the store keeps up, at most :data:`ROUND_INTERVAL_S` more for output that follows
+a round closely (see ``docs/storage.md``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from loguru import logger
 from cc_executor.storage.base import ExecutionRecord, Store, StoredEvent
 from cc_executor.supervisor import Execution, Gap
 
-__all__ = ["RECORD_BATCH_BYTES", "RECORD_INTERVAL_S", "StoreRecorder", "record_of"]
+__all__ = [
+    "RECORD_BATCH_BYTES",
+    "RECORD_INTERVAL_S",
+    "ROUND_INTERVAL_S",
+    "StoreRecorder",
+    "record_of",
+]
 
 RECORD_BATCH_BYTES = 4 * 1024 * 1024  # one append_events call carries at most about this much
 STORE_RETRY_S = 1.0  # after a failed write, wait this long before trying the same batch again

@@ -168,6 +168,7 @@ class ExecutionService:
         self._maintenance_task: asyncio.Task[None] | None = None
         self._finished_callbacks: list[Callable[[Execution], Awaitable[None]]] = []
         self.recovered: list[str] = []  # ids this service marked lost
+        self._recover_lock = asyncio.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -257,6 +258,10 @@ class ExecutionService:
         may die at any time). A leftover process is killed only when it carries the execution's
         marker (see :func:`~cc_executor.supervisor.process.kill_leftovers`).
         """
+        async with self._recover_lock:  # the maintenance round and an explicit call never overlap
+            return await self._recover()
+
+    async def _recover(self) -> list[str]:
         lost: list[str] = []
         heartbeats = await self.store.owner_heartbeats()
         records = await self.store.list_executions(states=UNFINISHED_STATES, limit=RECOVERY_LIMIT)

@@ -77,6 +77,8 @@ class HookGate:
         return dict(self.runner.status())
 
     async def pre_execution(self, params: ExecuteParams) -> tuple[bool, str | None]:
+        if not self.runner.handles(HookEvent.PRE_EXECUTION):
+            return True, None  # the common case: nothing to build, nothing to await
         metadata = _json_dict(params.metadata)
         ctx = HookContext(
             event=HookEvent.PRE_EXECUTION,
@@ -94,23 +96,30 @@ class HookGate:
         return outcome.proceed, outcome.message
 
     def watch(self, execution: Execution) -> None:
-        self._executions[execution.id] = execution
+        if self.runner.enabled:  # hook notifications of a live execution go into its log
+            self._executions[execution.id] = execution
 
     def state_changed(self, execution: Execution, previous: str | None) -> None:
+        if not self.runner.handles(HookEvent.ON_STATE_CHANGE):
+            return
         ctx = self._context(HookEvent.ON_STATE_CHANGE, execution).model_copy(
             update={"previous_state": previous}
         )
         self._background(self.runner.run(HookEvent.ON_STATE_CHANGE, ctx))
 
     async def execution_finished(self, execution: Execution) -> None:
-        ctx = self._context(HookEvent.POST_EXECUTION, execution)
         self._executions.pop(execution.id, None)
+        if not self.runner.handles(HookEvent.POST_EXECUTION):
+            return
+        ctx = self._context(HookEvent.POST_EXECUTION, execution)
         self._background(self.runner.run(HookEvent.POST_EXECUTION, ctx))
 
     async def task_event(
         self, event: HookEvent, *, list_id: str, index: int, spec: Mapping[str, Any], **fields: Any
     ) -> tuple[bool, str | None]:
         """``pre_task`` (its outcome may block the task) or ``post_task``."""
+        if not self.runner.handles(event):
+            return True, None
         ctx = HookContext(
             event=event,
             list_id=list_id,

@@ -201,6 +201,10 @@ class HookRunner:
 
     # --- running -------------------------------------------------------------------------------
 
+    def handles(self, event: HookEvent) -> bool:
+        """True when running ``event`` would run any hook (callers skip building a context)."""
+        return self.enabled and any(event in spec.events for spec in self._hooks)
+
     async def run(self, event: HookEvent | str, ctx: HookContext) -> HookOutcome:
         """Run every hook of ``event`` in registration order; see :class:`HookOutcome`.
 

@@ -30,24 +30,13 @@ HostOption = Annotated[
 PortOption = Annotated[int | None, typer.Option("--port", help="TCP port (CC_EXECUTOR_PORT).")]
 
 
-def _token_source(settings: Settings) -> str:
-    if not settings.auth_required:
-        return "auth is off (CC_EXECUTOR_AUTH_REQUIRED=false)"
-    if settings.token is not None:
-        return "token from CC_EXECUTOR_TOKEN"
-    return f"token file {settings.token_file} (`cc-executor server token` prints it)"
-
-
 def _start_background(settings: Settings) -> None:
     try:
         pid = daemon.start_background(settings)
     except daemon.DaemonError as exc:
         fail(str(exc))
-    info = daemon.status(settings)
-    console.print(f"cc-executor daemon started (pid {pid})")
-    console.print(f"  url:   {info['url']}")
-    console.print(f"  auth:  {_token_source(settings)}")
-    console.print(f"  log:   {settings.log_file}")
+    for line in daemon.started_lines(settings, pid):
+        console.print(line, markup=False, highlight=False)
 
 
 @server_app.command()

@@ -55,6 +55,7 @@ __all__ = [
     "running_pid",
     "settings_env",
     "start_background",
+    "started_lines",
     "status",
     "stop",
 ]
@@ -414,6 +415,22 @@ def stop(settings: Settings, timeout: float = DAEMON_STOP_TIMEOUT_S) -> int | No
         with contextlib.suppress(FileNotFoundError):
             settings.pid_file.unlink()
     return pid
+
+
+def started_lines(settings: Settings, pid: int) -> list[str]:
+    """What ``server start`` prints once the daemon answers (plain text, one line each)."""
+    if not settings.auth_required:
+        auth = "auth is off (CC_EXECUTOR_AUTH_REQUIRED=false)"
+    elif settings.token is not None:
+        auth = "token from CC_EXECUTOR_TOKEN"
+    else:
+        auth = f"token file {settings.token_file} (`cc-executor server token` prints it)"
+    return [
+        f"cc-executor daemon started (pid {pid})",
+        f"  url:   {_url(settings)}",
+        f"  auth:  {auth}",
+        f"  log:   {settings.log_file}",
+    ]
 
 
 def status(settings: Settings) -> dict[str, Any]:

@@ -263,30 +263,18 @@ def _claude_result(
         receipt_path = str(write_receipt(receipt, reports_dir))
     text = strip_marker(outcome.text, receipt_uuid) if receipt_uuid else outcome.text
     result = TaskResult(
+        **{**outcome.result_fields(), "execution_id": execution_id},
         task=task,
         prompt=sent,
-        execution_id=execution_id,
-        state=outcome.state,
         success=outcome.success,
         text=text,
-        exit_code=outcome.exit_code,
-        is_error=outcome.is_error,
         error=outcome.error,
-        session_id=outcome.session_id,
-        subtype=outcome.subtype,
-        terminal_reason=outcome.terminal_reason,
-        cost_usd=outcome.total_cost_usd,
-        usage=outcome.usage,
-        num_turns=outcome.num_turns,
-        duration_ms=outcome.duration_ms,
-        execution_time=outcome.execution_time,
         started_at=row.get("started_at"),
         ended_at=row.get("ended_at"),
         uuid=receipt_uuid,
         uuid_found=found,
         receipt_path=receipt_path,
         amendments=tuple(str(a) for a in meta.get("amendments") or ()),
-        events=outcome.events,
     )
     if meta.get("generate_report"):
         result = replace(result, report_path=str(write_report(result, reports_dir)))

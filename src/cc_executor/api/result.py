@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 from cc_executor.api.events import TaskEvent
 from cc_executor.protocol.names import Notification
@@ -43,6 +43,24 @@ class RunOutcome:
     @property
     def success(self) -> bool:
         return self.state == "completed" and self.exit_code == 0 and not self.is_error
+
+    def result_fields(self) -> dict[str, Any]:
+        """The :class:`TaskResult` fields that come straight from this outcome."""
+        return {
+            "execution_id": self.execution_id,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "is_error": self.is_error,
+            "session_id": self.session_id,
+            "subtype": self.subtype,
+            "terminal_reason": self.terminal_reason,
+            "cost_usd": self.total_cost_usd,
+            "usage": self.usage,
+            "num_turns": self.num_turns,
+            "duration_ms": self.duration_ms,
+            "execution_time": self.execution_time,
+            "events": self.events,
+        }
 
     def assistant_texts(self) -> Iterator[str]:
         """Every assistant text block and the final result text, in order."""

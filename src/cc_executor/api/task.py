@@ -183,24 +183,13 @@ class _Task:
     ) -> TaskResult:
         json_error = self.json_error
         return TaskResult(
+            **outcome.result_fields(),
             task=self.task,
             prompt=sent,
-            execution_id=outcome.execution_id,
-            state=outcome.state,
             success=outcome.success and json_error is None,
             text=strip_marker(outcome.text, receipt_uuid),
-            exit_code=outcome.exit_code,
             data=self.data,
-            is_error=outcome.is_error,
             error=outcome.error or (f"JSON mode: {json_error}" if json_error else None),
-            session_id=outcome.session_id,
-            subtype=outcome.subtype,
-            terminal_reason=outcome.terminal_reason,
-            cost_usd=outcome.total_cost_usd,
-            usage=outcome.usage,
-            num_turns=outcome.num_turns,
-            duration_ms=outcome.duration_ms,
-            execution_time=outcome.execution_time,
             started_at=self.started_at,
             ended_at=time.time(),
             uuid=receipt_uuid,
@@ -209,7 +198,6 @@ class _Task:
             amendments=self.amendments,
             validation=self.validation,
             extra_execution_ids=tuple(self.extra),
-            events=outcome.events,
         )
 
 

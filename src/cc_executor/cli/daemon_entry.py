@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cc_executor.config import Settings
 
 __all__ = ["main", "run_background", "run_foreground"]
 
@@ -41,20 +45,29 @@ def _parse(args: Sequence[str], *, foreground: bool = True) -> dict[str, str] | 
     return options
 
 
-def run_foreground(args: Sequence[str]) -> int | None:
-    """Serve in the foreground for ``server start --foreground``; ``None`` for any other argv."""
-    options = _parse(args)
+def _settings(args: Sequence[str], *, foreground: bool) -> Settings | None:
+    """The settings for this argv shape, or ``None`` (another shape, or values typer should
+    reject with its own usage error)."""
+    options = _parse(args, foreground=foreground)
     if options is None:
         return None
     from pydantic import ValidationError
 
     from cc_executor.config import Settings
-    from cc_executor.server import daemon
 
     try:
-        settings = Settings(**options)  # type: ignore[arg-type]
+        return Settings(**options)  # type: ignore[arg-type]
     except ValidationError:
-        return None  # the typer path prints the proper usage error
+        return None
+
+
+def run_foreground(args: Sequence[str]) -> int | None:
+    """Serve in the foreground for ``server start --foreground``; ``None`` for any other argv."""
+    settings = _settings(args, foreground=True)
+    if settings is None:
+        return None
+    from cc_executor.server import daemon
+
     try:
         return daemon.run(settings)
     except daemon.DaemonError as exc:
@@ -64,18 +77,11 @@ def run_foreground(args: Sequence[str]) -> int | None:
 
 def run_background(args: Sequence[str]) -> int | None:
     """Start the daemon in the background for ``server start``; ``None`` for any other argv."""
-    options = _parse(args, foreground=False)
-    if options is None:
+    settings = _settings(args, foreground=False)
+    if settings is None:
         return None
-    from pydantic import ValidationError
-
-    from cc_executor.config import Settings
     from cc_executor.server import daemon
 
-    try:
-        settings = Settings(**options)  # type: ignore[arg-type]
-    except ValidationError:
-        return None  # the typer path prints the proper usage error
     try:
         pid = daemon.start_background(settings)
     except daemon.DaemonError as exc:

@@ -105,8 +105,20 @@ async def test_child_env_is_cleaned_and_cli_retries_are_ours(
             env={**script_env(tmp_path, "hang"), "CLAUDE_CODE_ENTRYPOINT": "x"},
         )
         execution = await sup.execute(spec)
-        await eventually(lambda: bool(marked_alive(execution.id)), "the fake to run")
-        env = __import__("psutil").Process(execution.pid).environ()
+        import psutil
+
+        def leader_env() -> dict[str, str]:
+            try:
+                return psutil.Process(execution.pid).environ()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return {}
+
+        # The leader's environ reads empty while it is in the middle of exec: wait it out.
+        await eventually(
+            lambda: leader_env().get("CC_EXECUTOR_EXECUTION_ID") == execution.id,
+            "the fake to run",
+        )
+        env = leader_env()
         assert "CLAUDECODE" not in env
         assert "CLAUDE_CODE_ENTRYPOINT" not in env
         assert "CC_EXECUTOR_TOKEN" not in env

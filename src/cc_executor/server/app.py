@@ -32,7 +32,7 @@ from cc_executor.scheduler.timeouts import TimeoutPredictor
 from cc_executor.server.mcp_lazy import mount_mcp_lazy
 from cc_executor.server.rest import build_rest_router, claude_path_lookup, rest_error_handler
 from cc_executor.server.security import HostCheckMiddleware, allowed_host_names, allowed_origins
-from cc_executor.server.websocket import WebSocketDoor, build_dispatcher
+from cc_executor.server.websocket import WebSocketDoor, WebSocketFastPath, build_dispatcher
 from cc_executor.storage import open_store
 from cc_executor.supervisor import Supervisor
 from cc_executor.tokens import load_or_create_token
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 DAY_S = 86400.0
+WS_PATH = "/ws/mcp"
 # Variables of the daemon's own environment that must never reach a child.
 _SECRET_ENV = ("CC_EXECUTOR_TOKEN",)
 
@@ -213,7 +214,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.claude = services.claude
     app.add_middleware(HostCheckMiddleware, hosts=hosts)
-    app.add_api_websocket_route("/ws/mcp", door)
+    # Added last, so outermost of ours: /ws/mcp skips the router (the door checks Host itself).
+    app.add_middleware(WebSocketFastPath, path=WS_PATH, door=door)
     # --- REST door (server/rest.py) ---
     app.include_router(
         build_rest_router(

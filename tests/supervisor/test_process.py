@@ -353,3 +353,20 @@ async def test_a_sweep_with_a_floor_still_kills_what_started_after_the_leader() 
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+def test_scan_rereads_only_what_read_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An environ that reads empty may be a process in the middle of exec: read it again later.
+    # One that cannot be read at all (gone, or another user's) is settled: never ours to find.
+    from cc_executor.supervisor import process as process_module
+
+    contents = {"101": b"", "102": None, "103": b"A=1\0" + MARKER_ENV.encode() + b"=m1\0"}
+    monkeypatch.setattr(
+        process_module,
+        "_read_proc_file",
+        lambda path, size: contents[path.split("/")[-2]],
+    )
+    unread: set[str] = set()
+    found = process_module._scan_marked(frozenset({b"m1"}), ["101", "102", "103"], unread)
+    assert found == {b"m1": [103]}
+    assert unread == {"101"}

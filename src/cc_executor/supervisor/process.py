@@ -539,9 +539,11 @@ def _scan_marked(
         if pid == me:
             continue
         data = _read_proc_file(f"{_PROC}/{name}/environ", _ENVIRON_READ)
+        if data is None:
+            continue  # gone, or another user's (EACCES): never one we could find by marker
         if not data:
             if unread is not None:
-                unread.add(name)
+                unread.add(name)  # empty: a zombie, a kernel thread, or a process mid-exec
             continue
         data = b"\0" + data
         start = data.find(prefix)

@@ -113,12 +113,18 @@ async def test_child_env_is_cleaned_and_cli_retries_are_ours(
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 return {}
 
-        # The leader's environ reads empty while it is in the middle of exec: wait it out.
-        await eventually(
-            lambda: leader_env().get("CC_EXECUTOR_EXECUTION_ID") == execution.id,
-            "the fake to run",
-        )
-        env = leader_env()
+        # The leader's environ reads empty while it is in the middle of exec (the fake's
+        # shebang goes through `env`): keep the first complete read.
+        seen: list[dict[str, str]] = []
+
+        def read_env() -> bool:
+            env = leader_env()
+            if env.get("CC_EXECUTOR_EXECUTION_ID") == execution.id:
+                seen.append(env)
+            return bool(seen)
+
+        await eventually(read_env, "the fake to run")
+        env = seen[0]
         assert "CLAUDECODE" not in env
         assert "CLAUDE_CODE_ENTRYPOINT" not in env
         assert "CC_EXECUTOR_TOKEN" not in env

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from tests.polling import POLL_INTERVAL_S, poll_until
+from tests.polling import poll_until, poll_until_async
 from tests.server.conftest import Daemon
 
 from cc_executor.server.mcp import MANIFEST_PATH, WAIT_MAX_S
@@ -70,14 +69,17 @@ async def call_error(client: Client, tool: str, args: dict[str, Any]) -> dict[st
 async def until(
     check: Callable[[], Awaitable[dict[str, Any] | None]], *, what: str
 ) -> dict[str, Any]:
-    """Bounded polling of a tool result: this door has no push for it (like tests/polling.py)."""
-    try:
-        async with asyncio.timeout(STATE_TIMEOUT_S):
-            while (found := await check()) is None:  # noqa: ASYNC110 - no push on this door
-                await asyncio.sleep(POLL_INTERVAL_S)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {STATE_TIMEOUT_S}s waiting for {what}") from None
-    return found
+    """Bounded polling of a tool result: this door has no push for it."""
+    found: list[dict[str, Any]] = []
+
+    async def ready() -> bool:
+        result = await check()
+        if result is not None:
+            found.append(result)
+        return bool(found)
+
+    await poll_until_async(ready, timeout=STATE_TIMEOUT_S, what=what)
+    return found[0]
 
 
 async def test_list_tools_have_descriptions_and_schemas(daemon: Daemon) -> None:

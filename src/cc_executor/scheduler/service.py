@@ -35,7 +35,7 @@ from cc_executor.scheduler.hooks.gate import HookGate
 from cc_executor.scheduler.recorder import StoreRecorder, record_of
 from cc_executor.storage.base import LOST, ExecutionRecord, PruneReport, Store, StoredEvent
 from cc_executor.supervisor import Event, Execution, ExecutionSpec, Gap, Supervisor
-from cc_executor.supervisor.process import kill_leftovers, pid_alive
+from cc_executor.supervisor.recovery import kill_leftovers, pid_alive
 
 __all__ = [
     "REPLAY_PAGE_EVENTS",

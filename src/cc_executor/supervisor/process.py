@@ -19,9 +19,6 @@ the loop read (up to ``PIPE_BYTES``) without a second buffer or a reader task pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import os
 import signal
@@ -35,21 +32,19 @@ from typing import Literal, cast
 import psutil
 from loguru import logger
 
+from cc_executor.supervisor.heap import heap_trimmer
+
 __all__ = [
     "MARKER_ENV",
     "SWEEP_MAX_ROUNDS",
     "SWEEP_WAIT_S",
     "TERMINATE_GRACE_S",
-    "HeapTrimmer",
     "OutputHandler",
     "ProcessGroup",
     "Stream",
     "Sweeper",
     "find_marked_processes",
-    "heap_trimmer",
-    "kill_leftovers",
     "kill_marked_processes",
-    "pid_alive",
     "sweep",
     "sweeper",
 ]
@@ -80,10 +75,6 @@ _RESERVED_PIDS = 300  # the allocator restarts here after wrapping at pid_max
 # PF_KTHREAD in the flags field (9th) of /proc/<pid>/stat: a kernel thread. It has no user memory,
 # so its environ always reads empty; it can never carry a marker nor descend from a child.
 _PF_KTHREAD = 0x00200000
-# Heap trimming (see HeapTrimmer): a finished execution's in-memory event log is freed when its log
-# spills, CLOSED_SPILL_DELAY_S (1 s) after it closed; trimming waits a little longer than that.
-HEAP_TRIM_DELAY_S = 2.0
-HEAP_TRIM_MAX_DEFER_S = 30.0  # with groups running all the time, trim at least this often
 
 
 class _GroupProtocol(asyncio.SubprocessProtocol):
@@ -343,104 +334,6 @@ class ProcessGroup:
         if not self._closed:
             self._closed = True
             self._trimmer.closed()
-
-
-# --- returning freed heap memory to the OS ---------------------------------------------------
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    # glibc only; musl and others have no malloc_trim (their free() returns memory differently).
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-    if trim is None:
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return cast(Callable[[int], int], trim)
-
-
-_MALLOC_TRIM = _load_malloc_trim()
-
-
-class HeapTrimmer:
-    """Gives the heap pages freed by finished executions back to the OS (glibc ``malloc_trim``).
-
-    Streaming leaves the C heap fragmented: frames of up to 1 MiB are allocated and freed while
-    small long-lived objects land between them, and glibc only returns memory from the top of
-    the heap by itself. Measured (docs/benchmarks.md, round 6): 50 executions of 1 MB each, three
-    times, left a process at 158 MB RSS; ``malloc_trim(0)`` brought it to 68 MB.
-
-    A trim runs ``HEAP_TRIM_DELAY_S`` after the last process group closed (by then the finished
-    logs have spilled and freed their memory), and only while no group is open, because it holds
-    glibc's arena locks (~12 ms after a 90 MB burst) and a streaming loop would wait on its next
-    large allocation;
-    with groups open all the time, at most every ``HEAP_TRIM_MAX_DEFER_S``. It runs in a worker
-    thread (ctypes releases the GIL).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Weak: the trimmer is the value of a WeakKeyDictionary keyed by this very loop.
-        self._loop_ref = weakref.ref(loop)
-        self._open = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._wanted_since: float | None = None  # loop time of the oldest close not trimmed yet
-        self._due_at = 0.0  # loop time HEAP_TRIM_DELAY_S after the newest close
-        self.trims = 0  # trims started so far (tests read it)
-
-    def opened(self) -> None:
-        self._open += 1
-
-    def closed(self) -> None:
-        self._open -= 1
-        loop = self._loop_ref()
-        if _MALLOC_TRIM is None or loop is None or loop.is_closed():
-            return
-        now = loop.time()
-        if self._wanted_since is None:
-            self._wanted_since = now
-        self._due_at = now + HEAP_TRIM_DELAY_S
-        if self._timer is None:
-            self._timer = loop.call_at(self._due_at, self._due)
-
-    def _due(self) -> None:
-        self._timer = None
-        since = self._wanted_since
-        loop = self._loop_ref()
-        if since is None or loop is None:
-            return
-        now = loop.time()
-        busy = self._open > 0 or now < self._due_at
-        if busy and now - since < HEAP_TRIM_MAX_DEFER_S:
-            # A group is open, or one closed since the timer was set: look again later.
-            self._timer = loop.call_at(max(self._due_at, now + HEAP_TRIM_DELAY_S), self._due)
-            return
-        self._wanted_since = None
-        self.trims += 1
-        # RuntimeError: the loop is shutting down its default executor; nothing to keep then.
-        with contextlib.suppress(RuntimeError):
-            loop.run_in_executor(None, _trim_heap)
-
-
-def _trim_heap() -> None:
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-_TRIMMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HeapTrimmer] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def heap_trimmer() -> HeapTrimmer:
-    """The running loop's :class:`HeapTrimmer`."""
-    loop = asyncio.get_running_loop()
-    found = _TRIMMERS.get(loop)
-    if found is None:
-        found = _TRIMMERS[loop] = HeapTrimmer(loop)
-    return found
 
 
 # --- finding and killing escaped descendants ---------------------------------------------------
@@ -900,42 +793,4 @@ def _zombie_or_kernel_thread(stat: bytes) -> bool:
     try:
         return len(fields) > 6 and bool(int(fields[6]) & _PF_KTHREAD)
     except ValueError:
-        return False
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    """Live processes whose process group is ``pgid``."""
-    members: list[psutil.Process] = []
-    for pid in psutil.pids():
-        try:
-            if os.getpgid(pid) == pgid:
-                members.append(psutil.Process(pid))
-        except (ProcessLookupError, psutil.NoSuchProcess):  # gone meanwhile
-            continue
-    return members
-
-
-async def kill_leftovers(marker: str, pgid: int | None) -> int:
-    """Kill whatever a dead daemon left of one execution; returns how many processes were killed.
-
-    A process is the execution's only when it carries ``MARKER_ENV=marker``. The recorded group
-    is killed as a whole (members that cleared their environment included) only when one of its
-    members carries the marker: the kernel never hands out a pid that is still some group's id,
-    so a live group with a marked member is the execution's own. A stranger that reused the pid
-    or the pgid carries no marker and is never touched.
-    """
-    extra: list[psutil.Process] = []
-    if pgid is not None and pgid > 1:
-        members = await asyncio.to_thread(_group_members, pgid)
-        marked = {proc.pid for proc in await asyncio.to_thread(find_marked_processes, marker)}
-        if any(member.pid in marked for member in members):
-            extra = members
-    return await sweep(marker, extra=extra)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (a zombie counts as gone)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False

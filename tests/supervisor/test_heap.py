@@ -10,8 +10,9 @@ import pytest
 from tests.polling import poll_until
 from tests.supervisor.probes import WAIT_S
 
-from cc_executor.supervisor import process as process_module
-from cc_executor.supervisor.process import HeapTrimmer, ProcessGroup, heap_trimmer
+from cc_executor.supervisor import heap as heap_module
+from cc_executor.supervisor.heap import HeapTrimmer, heap_trimmer
+from cc_executor.supervisor.process import ProcessGroup
 
 SHORT_DELAY_S = 0.01
 SETTLE_S = 0.2  # many times the delay: a trim that was going to run has run
@@ -25,8 +26,8 @@ def trims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(pad)
         return 1
 
-    monkeypatch.setattr(process_module, "_MALLOC_TRIM", fake_malloc_trim)
-    monkeypatch.setattr(process_module, "HEAP_TRIM_DELAY_S", SHORT_DELAY_S)
+    monkeypatch.setattr(heap_module, "_MALLOC_TRIM", fake_malloc_trim)
+    monkeypatch.setattr(heap_module, "HEAP_TRIM_DELAY_S", SHORT_DELAY_S)
     return calls
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,6 @@ __all__ = [
 
 AGENT_NAME = "claude"
 WS_PATH = "/ws/mcp"
-SPOOL_PREFIX = "cc-executor-spool-"  # the embedded runner's own spool dir (temporary)
 
 
 @dataclass(frozen=True)
@@ -106,19 +104,12 @@ class EmbeddedRunner:
         return self._services
 
     async def __aenter__(self) -> Self:
-        from cc_executor.scheduler.service import embedded_owner
-        from cc_executor.server.app import build_services
+        from cc_executor.server.app import embedded_services
 
         async with contextlib.AsyncExitStack() as stack:
-            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX)))
-            services = build_services(
-                self._settings,
-                environ=self._environ,
-                owner=embedded_owner(),
-                auto_resume=False,
-                spool_dir=spool,
+            services = await stack.enter_async_context(
+                embedded_services(self._settings, environ=self._environ)
             )
-            await stack.enter_async_context(services.running())
             self._stack = stack.pop_all()
         self._services = services
         return self

@@ -17,39 +17,23 @@ process: when the client closes stdin, they are canceled.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from cc_executor.cli.console import EXIT_FAILURE, build_settings
 from cc_executor.config import Settings
 
-if TYPE_CHECKING:
-    from cc_executor.server.app import Services
-
 __all__ = ["mcp", "serve_stdio"]
 
 
 async def serve_stdio(settings: Settings) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin; then stop every execution."""
-    from cc_executor.scheduler.service import embedded_owner
-    from cc_executor.server.app import build_services
-
-    with tempfile.TemporaryDirectory(prefix="cc-executor-mcp-spool-") as spool:
-        services = build_services(
-            settings, owner=embedded_owner(), auto_resume=False, spool_dir=Path(spool)
-        )
-        await _serve(services)
-
-
-async def _serve(services: Services) -> None:
     from mcp.server.stdio import stdio_server
 
+    from cc_executor.server.app import embedded_services
     from cc_executor.server.mcp import build_mcp_server
 
-    async with services.running():
+    async with embedded_services(settings) as services:
         door = build_mcp_server(services.service, services.task_lists)
         async with stdio_server() as (read_stream, write_stream):
             await door.server.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from cc_executor.errors import CCExecutorError
 from cc_executor.scheduler import ClaudeRunConfig
 from cc_executor.scheduler.hooks import install_reload_signal
 from cc_executor.scheduler.hooks.gate import HookGate
-from cc_executor.scheduler.service import ExecutionService, Retention
+from cc_executor.scheduler.service import ExecutionService, Retention, embedded_owner
 from cc_executor.scheduler.task_lists import TaskLists
 from cc_executor.scheduler.timeouts import TimeoutPredictor
 from cc_executor.server.mcp_lazy import mount_mcp_lazy
@@ -43,6 +44,7 @@ __all__ = [
     "child_base_env",
     "create_app",
     "daemon_owner",
+    "embedded_services",
     "remove_stale_spool",
     "resolve_token",
 ]
@@ -173,6 +175,29 @@ def build_services(
         claude=claude,
         spool_dir=spool_dir,
     )
+
+
+EMBEDDED_SPOOL_PREFIX = "cc-executor-spool-"
+
+
+@asynccontextmanager
+async def embedded_services(
+    settings: Settings, *, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Services]:
+    """The daemon's services running inside another program (``cc-executor mcp``, the Python
+    API): an owner id of its own, no automatic resume of task lists, and event logs spilling to
+    a temporary directory of its own (a daemon empties its spool dir at start; this one must
+    never be that one)."""
+    with tempfile.TemporaryDirectory(prefix=EMBEDDED_SPOOL_PREFIX) as spool:
+        services = build_services(
+            settings,
+            environ=environ,
+            owner=embedded_owner(),
+            auto_resume=False,
+            spool_dir=Path(spool),
+        )
+        async with services.running():
+            yield services
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -87,7 +87,10 @@ class Settings(BaseSettings):
     event_log_memory_bytes: int = Field(
         8 * MiB,
         ge=64 * 1024,
-        description="Newest events kept in memory per execution; older ones spill to the spool.",
+        description=(
+            "Newest events kept in memory per execution; older ones are read back from the"
+            " store once it holds them (up to twice this waits for it), else spill to the spool."
+        ),
     )
     event_log_max_bytes: int = Field(
         1024 * MiB,

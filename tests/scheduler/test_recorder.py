@@ -72,3 +72,5 @@ async def test_a_failing_store_delays_but_loses_nothing(monkeypatch: Any) -> Non
     assert final.last_seq == execution.log.last_seq
     assert final.output_bytes == len(b"line1\nline2\nline3\nerr\n")
     assert recorder.persisted_seq(execution.id) == 0  # finished: the recorder forgot it
+    # ...after telling the log that the store holds it all (memory may drop it, unspooled).
+    assert execution.log.durable_seq == execution.log.last_seq

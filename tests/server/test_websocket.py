@@ -436,3 +436,24 @@ async def test_send_ready_then_follow_sends_each_event_once_in_order() -> None:
         log.append("process.completed", {})  # while the follower may still be catching up
         log.close()
     assert sent == list(range(1, log.last_seq + 1))
+
+
+async def test_output_past_the_memory_window_replays_whole_from_store_and_spool(
+    daemon_factory: Any,
+) -> None:
+    # A 64 KiB window: most of 4 MiB leaves memory while it streams, either because the store
+    # holds it (read back from SQLite) or, while the store is behind, through the spool.
+    code = "import sys\nfor i in range(60000): sys.stdout.write('%08d %s\\n' % (i, 'x' * 60))\n"
+    expected = b"".join(b"%08d %s\n" % (i, b"x" * 60) for i in range(60000))
+    with daemon_factory(event_log_memory_bytes=64 * 1024) as d:
+        async with d.session() as peer:
+            run = await peer.run({"argv": py(code)})
+        assert run.output() == expected
+        for _ in range(2):  # right away, and again once the finished log has left memory
+            async with d.session() as peer:
+                attach = await peer.call("attach", {"execution_id": run.execution_id})
+                assert attach["replayed"] == len(run.events)
+                again = Run(run.execution_id)
+                await peer.wait_for(run.execution_id, "process.completed", again)
+            assert again.seqs == run.seqs
+            assert again.output() == expected

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.polling import poll_until
 
 from cc_executor.errors import ServiceError
 from cc_executor.storage import ExecutionRecord, StoredEvent, TaskListRecord
+from cc_executor.storage import sqlite as sqlite_module
 from cc_executor.storage._records import DURATIONS, EXECUTIONS, HOOK_RUNS, TASK_LISTS, TASKS
 from cc_executor.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, migrate
 
@@ -121,6 +123,59 @@ async def test_synchronous_setting_and_wal_are_applied(
         assert vacuum == 2  # incremental
     finally:
         await store.close()
+
+
+def _output(execution_id: str, first_seq: int, count: int, size: int) -> list[StoredEvent]:
+    return [
+        StoredEvent(execution_id, seq, "process.output", '{"data":"' + "x" * size + '"}')
+        for seq in range(first_seq, first_seq + count)
+    ]
+
+
+async def test_checkpoints_wait_for_writes_to_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_IDLE_S", 0.05)
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        # No commit checkpoints on its own: a streaming write never pays for one.
+        assert (
+            await store._write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+        )
+        size_before = path.stat().st_size
+        await store.append_events(_output("e1", 1, 64, 16 * 1024))  # 1 MiB
+        assert store.checkpoints == 0
+        await poll_until(lambda: store.checkpoints == 1, timeout=WAIT_S, what="idle checkpoint")
+        assert path.stat().st_size >= size_before + 1024 * 1024  # the WAL is in the file now
+        assert len(await store.read_events("e1", limit=100)) == 64
+    finally:
+        await store.close()
+
+
+async def test_a_stream_that_never_pauses_still_bounds_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_IDLE_S", 3600.0)
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for batch in range(4):
+            await store.append_events(_output("e1", 1 + batch * 16, 16, 16 * 1024))
+            assert store.checkpoints == batch + 1  # right after the write that crossed it
+        wal = path.with_name(path.name + "-wal")
+        assert wal.stat().st_size <= 2 * 256 * 1024 + 64 * 1024
+    finally:
+        await store.close()
+    # Closing folds in the rest: another process opening the file needs no WAL.
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 64
+    finally:
+        conn.close()
 
 
 def test_unknown_synchronous_setting_is_refused(tmp_path: Path) -> None:

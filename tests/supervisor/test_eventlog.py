@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.polling import poll_until
 
 from cc_executor.supervisor import eventlog as eventlog_module
@@ -211,3 +213,130 @@ def test_spool_records_written_with_writev_round_trip(tmp_path: Path) -> None:
         (e.seq, e.method, e.frame) for e in events
     ]
     log.discard()
+
+
+class FakeStore:
+    """What a recorder gives the log: events it stored, readable by seq; can lose some."""
+
+    def __init__(self) -> None:
+        self.events: dict[int, Event] = {}
+        self.reads = 0
+
+    def take(self, log: EventLog, most: int | None = None) -> None:
+        """Store (at most ``most`` of) what the log holds past what is stored; tell the log."""
+        after = max(self.events, default=0)
+        for index, item in enumerate(log.events_after(after)):
+            if most is not None and index >= most:
+                break
+            assert isinstance(item, Event)
+            self.events[item.seq] = item
+        log.mark_durable(max(self.events, default=0))
+
+    async def read(self, seq: int, max_events: int) -> list[Event]:
+        self.reads += 1
+        found = [self.events[s] for s in sorted(self.events) if s >= seq]
+        return found[:max_events]
+
+
+def _backed(memory_bytes: int = 64 * 1024) -> tuple[EventLog, FakeStore]:
+    log = EventLog("e1", memory_bytes=memory_bytes)
+    store = FakeStore()
+    log.back_with(store.read)
+    return log, store
+
+
+async def test_stored_events_leave_memory_without_a_spool_write() -> None:
+    log, store = _backed()
+    appended: list[Event] = []
+    for _ in range(40):  # the store keeps up: 40 x 16 KiB through a 64 KiB window
+        appended += _fill(log, 1, size=16 * 1024)
+        store.take(log)
+    assert log.disk_bytes_used == 0
+    assert log.memory_bytes_used <= 64 * 1024 + 17 * 1024
+    assert log.durable_seq == 40
+    log.close()
+    assert await _drain(log) == appended  # the oldest come back from the store
+    assert store.reads > 0
+    assert await log.read(0, limit=3) == appended[:3]
+    # The synchronous view holds only memory (and spool): it stops where the store begins.
+    assert list(log.events_after(0)) == []
+    assert list(log.events_after(39)) == appended[39:]
+
+
+async def test_events_the_store_has_not_taken_stay_in_memory_up_to_the_hold() -> None:
+    log, store = _backed()
+    _fill(log, 6, size=16 * 1024)  # 96 KiB, nothing stored: held, not spooled
+    assert log.disk_bytes_used == 0
+    assert log.memory_bytes_used > 64 * 1024
+    store.take(log)  # the store catches up: memory drops back under the window, still no I/O
+    assert log.memory_bytes_used <= 64 * 1024
+    assert log.disk_bytes_used == 0
+    # The store stops taking: past STORE_HOLD windows the log spools to stay bounded.
+    more = _fill(log, 12, size=16 * 1024)
+    assert log.disk_bytes_used > 0
+    assert log.memory_bytes_used <= eventlog_module.STORE_HOLD * 64 * 1024
+    log.close()
+    items = await _drain(log)
+    assert [item.seq for item in items if isinstance(item, Event)] == list(range(1, 19))
+    assert items[-12:] == more
+
+
+async def test_events_the_store_lost_are_a_gap_not_a_hang() -> None:
+    log, store = _backed()
+    for _ in range(20):
+        _fill(log, 1, size=16 * 1024)
+        store.take(log)
+    for seq in (3, 4, 5):  # pruned under a follower's feet
+        del store.events[seq]
+    log.close()
+    items = await _drain(log)
+    assert items[:3] == [store.events[1], store.events[2], Gap(3, 5)]
+    assert [i.seq for i in items[3:] if isinstance(i, Event)] == list(range(6, 21))
+
+
+async def test_a_failing_store_read_is_reported_as_a_gap() -> None:
+    log, store = _backed()
+    for _ in range(20):
+        _fill(log, 1, size=16 * 1024)
+        store.take(log)
+
+    async def broken(seq: int, max_events: int) -> list[Event]:
+        raise ConnectionError("store down")
+
+    log.back_with(broken)
+    log.close()
+    items = await _drain(log)
+    gap = items[0]
+    assert isinstance(gap, Gap)
+    assert gap.from_seq == 1
+    assert [i.seq for i in items[1:] if isinstance(i, Event)] == list(range(gap.to_seq + 1, 21))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 12), st.integers(1, 24), st.integers(0, 8)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_any_mix_of_store_progress_and_spills_replays_every_event_once(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    # Appends of various sizes; the store takes some of what it has not, between them. Whatever
+    # went to the store, the spool (in ranges with holes) or stayed in memory comes back once.
+    async def scenario() -> None:
+        log, store = _backed(memory_bytes=64 * 1024)
+        appended: list[Event] = []
+        for count, kib, take in steps:
+            appended += _fill(log, count, size=kib * 1024)
+            store.take(log, most=take)
+            assert log.memory_bytes_used <= eventlog_module.STORE_HOLD * 64 * 1024 + 25 * 1024
+        halfway = await log.read(0, limit=len(appended) // 2)
+        assert halfway == appended[: len(appended) // 2]
+        log.close()
+        assert await _drain(log) == appended
+        store.take(log)
+        assert log.disk_bytes_used == 0  # everything is stored: no spool file is kept
+
+    asyncio.run(scenario())

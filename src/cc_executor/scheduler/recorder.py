@@ -13,6 +13,9 @@ How it stays off the hot path and bounded:
   sees few large batches, never one call per event, and the recorder holds no copy of its own:
   a store slower than the output leaves the events in the log (bounded by its retention), not in
   a queue.
+* After each write the recorder tells the log what the store now holds (``mark_durable``) and
+  lets it read events back (``back_with``): past its memory window the log drops stored events
+  instead of writing them to its spool, so output reaches the disk once.
 * Events are written before the record that claims them (``last_seq``), so a record never
   points past what is durable.
 * While only output arrives, an execution's record (``last_seq``, ``output_bytes``, timings) is
@@ -41,7 +44,8 @@ from typing import Any
 from loguru import logger
 
 from cc_executor.storage.base import ExecutionRecord, Store, StoredEvent
-from cc_executor.supervisor import Execution, Gap
+from cc_executor.supervisor import Event, Execution, Gap
+from cc_executor.supervisor.eventlog import StoredReader
 
 __all__ = [
     "RECORD_BATCH_BYTES",
@@ -143,6 +147,7 @@ class StoreRecorder:
         self._dirty_since = 0.0  # monotonic time the dirty set last became non-empty
         self._settling = False  # a wake-up is scheduled SETTLE_S after the dirty set filled
         self._last_round = -round_interval_s  # monotonic start of the previous write round
+        self._backlog = False  # the previous round stopped at the batch limit
         self._holding = False  # waiting out ROUND_INTERVAL_S with only output pending
         self._on_persisted = on_persisted
         self._tracked: dict[str, Execution] = {}
@@ -159,7 +164,18 @@ class StoreRecorder:
         self._tracked[execution.id] = execution
         self._persisted.setdefault(execution.id, 0)
         execution.log.listener = self._mark
+        execution.log.back_with(self._reader(execution.id))
         self._mark(execution.id)
+
+    def _reader(self, execution_id: str) -> StoredReader:
+        """Reads back what this recorder stored, for the log's followers (see ``mark_durable``)."""
+        store = self.store
+
+        async def read(seq: int, max_events: int) -> list[Event]:
+            stored = await store.read_events(execution_id, after_seq=seq - 1, limit=max_events)
+            return [Event(e.seq, e.method, e.frame) for e in stored]
+
+        return read
 
     async def drain(self) -> None:
         """Return once everything appended so far is written, records included (bounded by the
@@ -279,12 +295,16 @@ class StoreRecorder:
             touched.append((execution, seq))
             if size >= self._batch_bytes:
                 break
+        # A full batch left events behind: the next round starts at once instead of after the
+        # round interval, or output faster than one batch per interval would outrun the store.
+        self._backlog = size >= self._batch_bytes
         # A failure below leaves every execution dirty and _persisted unchanged: the next round
         # writes the same events again (idempotent per seq), so nothing is lost.
         if events:
             await self.store.append_events(events)
         now = time.monotonic()
         for execution, seq in touched:
+            execution.log.mark_durable(seq)  # memory may now drop them without a spool write
             if self._hold_back(execution, seq, now):
                 # Output only, and its record was written moments ago: the events are stored,
                 # the record follows when its interval is up (_write_stale) or at drain().
@@ -308,7 +328,7 @@ class StoreRecorder:
 
     def _round_delay(self) -> float:
         """Seconds until the next round may start (0: now): only output pending, last one recent."""
-        if self._draining:
+        if self._draining or self._backlog:
             return 0.0
         now = time.monotonic()
         # The spawn, the execute response and the first output of a new execution are on the

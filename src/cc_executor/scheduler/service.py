@@ -484,12 +484,7 @@ class ExecutionService:
         """At most ``limit`` events past ``after_seq`` that exist now (no waiting)."""
         execution = self.live(execution_id)
         if execution is not None:
-            found: builtins.list[Event | Gap] = []
-            for item in execution.log.events_after(after_seq):
-                found.append(item)
-                if len(found) >= limit:
-                    break
-            return found
+            return await execution.log.read(after_seq, limit)
         await self.record(execution_id)
         stored = await self.store.read_events(execution_id, after_seq=after_seq, limit=limit)
         return [Event(e.seq, e.method, e.frame) for e in stored]

@@ -24,6 +24,7 @@ splitting it out would separate a column from the SQL that reads it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import time
@@ -65,6 +66,15 @@ FILE_MODE = 0o600  # history holds commands, prompts and output: owner only
 DIR_MODE = 0o700  # the same for a directory we create
 BUSY_TIMEOUT_MS = 5_000  # another process (a CLI reading history) may hold the lock briefly
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # shrink the WAL after one huge write is checkpointed
+# Checkpoints (copying the WAL into the database file, with an fsync each side) are the store's
+# own job, not every commit's: SQLite's automatic one ran inside the commit that crossed 1000
+# pages, and made streaming writes 3x slower (docs/benchmarks.md, round 9). The store checkpoints
+# once writes have paused for CHECKPOINT_IDLE_S, or at once after CHECKPOINT_WAL_BYTES of writes,
+# which bounds the WAL under a stream that never pauses.
+CHECKPOINT_IDLE_S = 0.25
+CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
+WRITE_WAL_BYTES = 16 * 1024  # what a write other than events is counted as (a few pages)
+INSERT_ROWS = 200  # events per INSERT statement (4 variables each, under SQLite's old 999 limit)
 ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index
 
 T = TypeVar("T")
@@ -195,6 +205,9 @@ class SqliteStore:
         self._reader: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        self._wal_bytes = 0  # written since the last checkpoint (writer thread only)
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self.checkpoints = 0  # checkpoints run (for tests and the benchmark)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -215,6 +228,9 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
         loop = asyncio.get_running_loop()
@@ -241,6 +257,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES:d}")
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_IDLE_S
             migrate(conn)
         except BaseException:
             conn.close()
@@ -256,6 +273,7 @@ class SqliteStore:
     def _close_writer(self) -> None:
         if self._wconn is not None:
             try:
+                self._checkpoint()  # the WAL is folded in now, not by the next start
                 conn, self._wconn = self._wconn, None
                 # optimize may ANALYZE the events table; the limit keeps that to a sample
                 # instead of a read of every event at shutdown.
@@ -269,16 +287,52 @@ class SqliteStore:
             conn, self._rconn = self._rconn, None
             conn.close()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the writer thread with the writer connection, in call order."""
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], wal_bytes: int = WRITE_WAL_BYTES
+    ) -> T:
+        """Run ``fn`` on the writer thread with the writer connection, in call order.
+
+        ``wal_bytes``: about what it adds to the WAL; past CHECKPOINT_WAL_BYTES since the last
+        checkpoint, the writer checkpoints right after it. Otherwise one runs once writes pause.
+        """
         if self._writer is None:
             raise ServiceError("the store is not open", path=str(self.path))
 
         def run() -> T:
             assert self._wconn is not None
-            return fn(self._wconn)
+            result = fn(self._wconn)
+            self._wal_bytes += wal_bytes
+            if self._wal_bytes >= CHECKPOINT_WAL_BYTES:
+                self._checkpoint()
+            return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._writer, run)
+        finally:
+            if self._checkpoint_timer is not None:
+                self._checkpoint_timer.cancel()
+            self._checkpoint_timer = loop.call_later(CHECKPOINT_IDLE_S, self._checkpoint_idle)
+
+    def _checkpoint_idle(self) -> None:
+        """Writes paused: checkpoint on the writer thread (queued behind any write under way)."""
+        self._checkpoint_timer = None
+        if self._writer is not None:
+            self._writer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file (writer thread). PASSIVE: never waits for a
+        reader; pages a reader still needs are copied by a later checkpoint."""
+        conn = self._wconn
+        if conn is None or self._wal_bytes == 0:
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # best effort: the WAL stays valid, the next one retries
+            logger.warning("sqlite checkpoint failed: {}", exc)
+            return
+        self._wal_bytes = 0
+        self.checkpoints += 1
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the reader thread with the read-only connection."""
@@ -365,7 +419,8 @@ class SqliteStore:
     async def append_events(self, events: Sequence[StoredEvent]) -> None:
         if events:
             batch = list(events)
-            await self._write(lambda c: _append_events(c, batch))
+            size = sum(len(e.frame) for e in batch) + WRITE_WAL_BYTES
+            await self._write(lambda c: _append_events(c, batch), size)
 
     async def read_events(
         self, execution_id: str, *, after_seq: int = 0, limit: int = 1000
@@ -496,11 +551,16 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> No
     conn.execute(sql, params)  # autocommit: one statement, one transaction
 
 
+@functools.lru_cache(maxsize=16)
+def _insert_events(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
+    return f"INSERT OR IGNORE INTO events (execution_id, seq, method, frame) VALUES {values}"
+
+
 def _append_events(conn: sqlite3.Connection, events: list[StoredEvent]) -> None:
     by_execution: dict[str, dict[int, StoredEvent]] = {}
     for event in events:
         by_execution.setdefault(event.execution_id, {}).setdefault(event.seq, event)
-    insert = "INSERT OR IGNORE INTO events (execution_id, seq, method, frame) VALUES (?, ?, ?, ?)"
     existing_sql = "SELECT seq FROM events WHERE execution_id = ? AND seq BETWEEN ? AND ?"
     totals = (
         "INSERT INTO event_totals (execution_id, events, bytes) VALUES (?, ?, ?)"
@@ -518,7 +578,14 @@ def _append_events(conn: sqlite3.Connection, events: list[StoredEvent]) -> None:
             fresh = [e for seq, e in by_seq.items() if seq not in existing]
             if not fresh:
                 continue
-            conn.executemany(insert, [(e.execution_id, e.seq, e.method, e.frame) for e in fresh])
+            # One multi-row INSERT per slice instead of executemany: each statement step
+            # releases the GIL, and getting it back from a busy event loop can take a whole
+            # switch interval (5 ms), so one step per row starved this thread while output
+            # streamed (docs/benchmarks.md, round 9).
+            for start in range(0, len(fresh), INSERT_ROWS):
+                rows = fresh[start : start + INSERT_ROWS]
+                params = [v for e in rows for v in (e.execution_id, e.seq, e.method, e.frame)]
+                conn.execute(_insert_events(len(rows)), params)
             size = sum(frame_bytes(e.frame) for e in fresh)
             conn.execute(totals, (execution_id, len(fresh), size))
 

@@ -19,6 +19,10 @@ Invariants:
   :class:`Gap` first, then continues from the oldest retained event.
 * Followers are woken by one :class:`asyncio.Event` per generation (created by the first waiter,
   set and forgotten by the next append), so an append costs O(1) however many followers wait.
+* With a durable store behind it (:meth:`EventLog.back_with`, set by the recorder), events the
+  store already holds (:meth:`EventLog.mark_durable`) leave memory without touching the spool:
+  followers read them back from the store. Only events the store has not taken yet (it is
+  behind, or down) still go to the spool, so output is written to disk once, not twice.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import tempfile
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,7 @@ __all__ = [
     "Event",
     "EventLog",
     "Gap",
+    "StoredReader",
 ]
 
 MiB = 1024 * 1024
@@ -53,6 +58,7 @@ EVENT_LOG_MEMORY_BYTES = 8 * MiB  # live followers read the newest events withou
 EVENT_LOG_MAX_BYTES = 1024 * MiB  # per-execution spool cap; beyond it the oldest events are dropped
 SPOOL_SEGMENTS = 4  # the spool is cut into files, so dropping the oldest frees a whole one
 SPILL_LOW_WATER = 3 / 4  # spill down to this share of memory_bytes: one write per batch
+STORE_HOLD = 2  # behind a store, memory holds up to this many windows of events it has not taken
 REPLAY_BATCH_BYTES = 1 * MiB  # a follower replaying from disk reads this much per pread
 FOLLOW_BATCH_EVENTS = 512  # a follower yields the loop after this many in-memory events
 CLOSED_MEMORY_BYTES = 64 * 1024  # in-memory tail a closed (finished) log keeps; the rest spills
@@ -77,6 +83,19 @@ class Gap:
 
     from_seq: int
     to_seq: int
+
+
+StoredReader = Callable[[int, int], Awaitable[list[Event]]]
+"""``read(seq, max_events)``: stored events from ``seq`` on, oldest first (``[]``: none)."""
+
+STORED_READ_EVENTS = 64  # a follower reading back from the store asks for this many per read
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """Events from ``seq`` on left memory because the durable store holds them."""
+
+    seq: int
 
 
 class _Segment:
@@ -181,6 +200,8 @@ class EventLog:
         self._discarded = False
         self._wakeup: asyncio.Event | None = None
         self._closed_spill: asyncio.TimerHandle | None = None
+        self._stored: StoredReader | None = None
+        self._durable_seq = 0  # every event up to this seq is in the durable store
         # Called (with the execution id) after every append and on close: the durable store's
         # recorder marks the execution dirty here. It must be cheap and must never raise.
         self.listener: Callable[[str], None] | None = None
@@ -210,6 +231,24 @@ class EventLog:
     def disk_bytes_used(self) -> int:
         """Size of the records held in spool files."""
         return self._disk_bytes
+
+    @property
+    def durable_seq(self) -> int:
+        """Every event up to this seq is held by the durable store (0: none, or no store)."""
+        return self._durable_seq
+
+    def back_with(self, read: StoredReader) -> None:
+        """Let events the store holds leave memory without a spool write; read them from it."""
+        self._stored = read
+
+    def mark_durable(self, seq: int) -> None:
+        """The store holds every event up to ``seq`` (the recorder calls this after a write)."""
+        if self._stored is not None and seq > self._durable_seq:
+            self._durable_seq = min(seq, self._last_seq)
+            if self._segments:
+                self._drop_stored_segments()
+            if self._mem_bytes > self._memory_bytes:
+                self._spill()  # drops what the store now holds; writes nothing
 
     def append(self, method: str, params: Mapping[str, object]) -> Event:
         """Number, encode and store one notification; wakes followers. Never waits."""
@@ -283,22 +322,46 @@ class EventLog:
         return self._last_seq - (len(self._mem) - self._mem_head) + 1
 
     def _spill(self, low_water: int | None = None) -> None:
+        """Bring memory down to ``low_water``: stored events are dropped (the store has them),
+        the others go to the spool. Behind a store, events it has not taken yet stay in memory
+        until it does (:meth:`mark_durable`) or memory passes ``STORE_HOLD`` times the window;
+        an explicit ``low_water`` (a closed log) spools them at once."""
+        hold = low_water is None and self._stored is not None
         if low_water is None:
             low_water = int(self._memory_bytes * SPILL_LOW_WATER)
-        batch: list[Event] = []
+        mem = self._mem
         # Keep at least the newest event in memory, however small memory_bytes is.
-        while self._mem_bytes > low_water and len(self._mem) - self._mem_head > 1:
-            event = self._mem[self._mem_head]
+        while (
+            self._mem_bytes > low_water
+            and len(mem) - self._mem_head > 1
+            and mem[self._mem_head].seq <= self._durable_seq
+        ):
+            self._mem_bytes -= len(mem[self._mem_head].frame)
             self._mem_head += 1
-            self._mem_bytes -= len(event.frame)
-            batch.append(event)
+        batch: list[Event] = []
+        if not hold or self._mem_bytes > self._memory_bytes * STORE_HOLD:
+            while self._mem_bytes > low_water and len(mem) - self._mem_head > 1:
+                event = mem[self._mem_head]
+                self._mem_head += 1
+                self._mem_bytes -= len(event.frame)
+                batch.append(event)
         # Compact once the spilled prefix is at least half the list (amortised O(1) per event):
         # with 64 KiB frames, waiting for hundreds of spilled events kept tens of MB alive.
-        if self._mem_head * 2 >= len(self._mem):
-            del self._mem[: self._mem_head]
+        if self._mem_head * 2 >= len(mem):
+            del mem[: self._mem_head]
             self._mem_head = 0
+        if self._stored is not None:
+            self._drop_stored_segments()
         if batch:
             self._write_disk(batch)
+
+    def _drop_stored_segments(self) -> None:
+        """Delete spool files whose every event the store holds now (oldest first)."""
+        segments = self._segments
+        while segments and segments[0].last_seq <= self._durable_seq:
+            oldest = segments.popleft()
+            self._disk_bytes -= oldest.size
+            oldest.remove()
 
     def _write_disk(self, batch: list[Event]) -> None:
         if self._max_bytes == 0 or self._discarded:
@@ -307,7 +370,13 @@ class EventLog:
         try:
             while batch:
                 segment = self._segments[-1] if self._segments else None
-                if segment is None or segment.size >= self._segment_bytes:
+                if (
+                    segment is None
+                    or segment.size >= self._segment_bytes
+                    # A segment holds consecutive seqs; behind a store, the events between
+                    # the two spills left memory for the store instead.
+                    or segment.last_seq + 1 != batch[0].seq
+                ):
                     segment = self._new_segment(batch[0].seq)
                 room = self._segment_bytes - segment.size
                 take, size = 0, 0
@@ -354,43 +423,93 @@ class EventLog:
 
     # --- follower side -------------------------------------------------------------------------
 
-    def _take(self, seq: int) -> list[Event | Gap]:
-        """Retained items starting at ``seq`` (a Gap first when ``seq`` was dropped)."""
-        if seq < self._first_seq:
-            return [Gap(seq, self._first_seq - 1)]
+    def _take(self, seq: int) -> list[Event | Gap] | _Stored:
+        """Retained items starting at ``seq`` (a Gap first when ``seq`` was dropped), or
+        :class:`_Stored` when only the durable store holds them (see :meth:`_read_stored`)."""
         mem_first = self._mem_first_seq()
         if seq >= mem_first:
-            start = self._mem_head + (seq - mem_first)
-            batch = self._mem[start : start + FOLLOW_BATCH_EVENTS]
-            # A batch pins its frames until the follower sent them: bound it by bytes as well.
-            size = 0
-            for index, event in enumerate(batch):
-                size += len(event.frame)
-                if size > REPLAY_BATCH_BYTES:
-                    return list(batch[: index + 1])
-            return list(batch)
+            return self._take_memory(seq, mem_first)
+        segment = self._segment_of(seq)
+        if segment is None and seq <= self._durable_seq:
+            return _Stored(seq)
+        if seq < self._first_seq:
+            return [Gap(seq, self._first_seq - 1)]
+        if segment is None:
+            # Not reachable while the invariants hold; report rather than loop forever.
+            return [Gap(seq, mem_first - 1)]
+        try:
+            return list(segment.read(seq, REPLAY_BATCH_BYTES))
+        except OSError as exc:
+            logger.error(
+                "event log {}: spool read failed ({}); reporting a gap", self.execution_id, exc
+            )
+            self._drop_disk()
+            return self._take(seq)
+
+    def _take_memory(self, seq: int, mem_first: int) -> list[Event | Gap]:
+        start = self._mem_head + (seq - mem_first)
+        batch = self._mem[start : start + FOLLOW_BATCH_EVENTS]
+        # A batch pins its frames until the follower sent them: bound it by bytes as well.
+        size = 0
+        for index, event in enumerate(batch):
+            size += len(event.frame)
+            if size > REPLAY_BATCH_BYTES:
+                return list(batch[: index + 1])
+        return list(batch)
+
+    def _segment_of(self, seq: int) -> _Segment | None:
         for segment in self._segments:
             if segment.first_seq <= seq <= segment.last_seq:
-                try:
-                    return list(segment.read(seq, REPLAY_BATCH_BYTES))
-                except OSError as exc:
-                    logger.error(
-                        "event log {}: spool read failed ({}); reporting a gap",
-                        self.execution_id,
-                        exc,
-                    )
-                    self._drop_disk()
-                    return self._take(seq)
-        # Not reachable while the invariants hold; report rather than loop forever.
-        return [Gap(seq, mem_first - 1)]
+                return segment
+        return None
+
+    async def _read_stored(self, seq: int) -> list[Event | Gap]:
+        """Events from ``seq`` on, read back from the durable store (a Gap if it lost them)."""
+        assert self._stored is not None
+        end = min(self._durable_seq, self._mem_first_seq() - 1)
+        try:
+            events = await self._stored(seq, STORED_READ_EVENTS)
+        except Exception as exc:  # the store is down: report a gap rather than end the follower
+            logger.error("event log {}: store read failed ({})", self.execution_id, exc)
+            events = []
+        found: list[Event | Gap] = []
+        for event in events:
+            if event.seq > end:
+                break
+            if event.seq != seq:  # pruned or lost in between: say so, then carry on
+                found.append(Gap(seq, event.seq - 1))
+            found.append(event)
+            seq = event.seq + 1
+        if not found:
+            found.append(Gap(seq, max(seq, end)))
+        return found
 
     def events_after(self, after_seq: int = 0) -> Iterator[Event | Gap]:
-        """Everything retained with ``seq > after_seq`` up to now, in order (synchronous)."""
+        """What memory and spool hold with ``seq > after_seq`` up to now, in order (synchronous).
+
+        Stops early at events only the durable store holds; :meth:`read` returns those too.
+        """
         seq = max(after_seq, 0) + 1
         while seq <= self._last_seq:
-            for item in self._take(seq):
+            items = self._take(seq)
+            if isinstance(items, _Stored):
+                return
+            for item in items:
                 yield item
                 seq = (item.to_seq if isinstance(item, Gap) else item.seq) + 1
+
+    async def read(self, after_seq: int = 0, limit: int = FOLLOW_BATCH_EVENTS) -> list[Event | Gap]:
+        """Up to ``limit`` items with ``seq > after_seq`` that exist now, the store's included."""
+        seq = max(after_seq, 0) + 1
+        found: list[Event | Gap] = []
+        while seq <= self._last_seq and len(found) < limit:
+            items = self._take(seq)
+            if isinstance(items, _Stored):
+                items = await self._read_stored(seq)
+            for item in items[: limit - len(found)]:
+                found.append(item)
+                seq = (item.to_seq if isinstance(item, Gap) else item.seq) + 1
+        return found
 
     async def follow(self, after_seq: int = 0) -> AsyncIterator[Event | Gap]:
         """Replay retained events with ``seq > after_seq``, then live ones; ends after close().
@@ -400,7 +519,10 @@ class EventLog:
         seq = max(after_seq, 0) + 1
         while True:
             if seq <= self._last_seq:
-                for item in self._take(seq):
+                items = self._take(seq)
+                if isinstance(items, _Stored):
+                    items = await self._read_stored(seq)
+                for item in items:
                     yield item
                     seq = (item.to_seq if isinstance(item, Gap) else item.seq) + 1
                 # A consumer that never awaits would otherwise starve the loop during a replay.

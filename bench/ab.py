@@ -28,6 +28,9 @@ import bench
 import psutil
 
 Timed = Callable[[], Awaitable[float]]
+# 2 MB of 76-column lines, as bench.py's throughput_lines reads them.
+LINES = Path(tempfile.mkdtemp(prefix="cc-executor-ab-")) / "lines.txt"
+LINES.write_text(("x" * 75 + "\n") * (2_000_000 // 76))
 
 
 def _direct(metric: str) -> Timed:
@@ -73,9 +76,18 @@ def _direct(metric: str) -> Timed:
         await proc.communicate()
         return elapsed
 
-    return {"concurrent": concurrent, "cancel": cancel, "tp20": tp20, "first_byte": first_byte}[
-        metric
-    ]
+    async def lines() -> float:
+        t0 = time.perf_counter()
+        await bench.direct_run(["cat", str(LINES)])
+        return time.perf_counter() - t0
+
+    return {
+        "concurrent": concurrent,
+        "cancel": cancel,
+        "tp20": tp20,
+        "first_byte": first_byte,
+        "lines": lines,
+    }[metric]
 
 
 def _daemon(metric: str, s: bench.Session) -> Timed:
@@ -108,14 +120,23 @@ def _daemon(metric: str, s: bench.Session) -> Timed:
         await s.drain(eid)
         return elapsed
 
-    return {"concurrent": concurrent, "cancel": cancel, "tp20": tp20, "first_byte": first_byte}[
-        metric
-    ]
+    async def lines() -> float:
+        t0 = time.perf_counter()
+        await s.run(["cat", str(LINES)])
+        return time.perf_counter() - t0
+
+    return {
+        "concurrent": concurrent,
+        "cancel": cancel,
+        "tp20": tp20,
+        "first_byte": first_byte,
+        "lines": lines,
+    }[metric]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("metric", choices=["concurrent", "cancel", "tp20", "first_byte"])
+    parser.add_argument("metric", choices=["concurrent", "cancel", "tp20", "first_byte", "lines"])
     parser.add_argument("--before-src", required=True, help="the other tree's src/ directory")
     parser.add_argument(
         "--after-src",
@@ -147,7 +168,7 @@ async def main() -> None:
             med = {name: statistics.median(values) for name, values in times.items()}
 
             def ratio(name: str) -> float:
-                if args.metric == "tp20":
+                if args.metric in ("tp20", "lines"):
                     return med["direct"] / med[name]
                 return med[name] / med["direct"]
 

@@ -3,7 +3,7 @@
 Owns: crash recovery's process side — killing what carries an execution's marker (and its
 recorded group, only when a member carries the marker), and telling whether a pid still runs.
 Does not own: deciding which executions are dead (``scheduler/service.py``), or the sweep
-itself (``process.py``).
+itself (``sweep.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 
 import psutil
 
-from cc_executor.supervisor.process import find_marked_processes, sweep
+from cc_executor.supervisor.sweep import find_marked_processes, sweep
 
 __all__ = ["kill_leftovers", "pid_alive"]
 

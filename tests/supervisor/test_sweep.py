@@ -1,0 +1,213 @@
+"""The sweep on its own: finding processes by the environment marker, one shared /proc pass for
+sweeps that ask together, rounds that catch forks, and the pid floor that bounds the scan."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+from tests.polling import poll_until
+from tests.supervisor.probes import WAIT_S, alive, eventually
+
+from cc_executor.supervisor import sweep as sweep_module
+from cc_executor.supervisor.sweep import (
+    MARKER_ENV,
+    Sweeper,
+    find_marked_processes,
+    sweep,
+    sweeper,
+)
+
+
+async def test_sweep_kills_marked_processes_outside_the_group() -> None:
+    marker = uuid.uuid4().hex
+    env = dict(os.environ)
+    env[MARKER_ENV] = marker
+    stray = await asyncio.create_subprocess_exec("sleep", "30", env=env, start_new_session=True)
+    try:
+        # Right after fork the child may still be in exec (its environ reads empty): wait.
+        await poll_until(
+            lambda: [p.pid for p in find_marked_processes(marker)] == [stray.pid],
+            timeout=WAIT_S,
+            what="the stray to be found by its marker",
+        )
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(marker) == 1
+            assert await stray.wait() == -signal.SIGKILL
+        assert find_marked_processes(marker) == []
+    finally:
+        if stray.returncode is None:
+            stray.kill()
+            await stray.wait()
+
+
+def test_find_marked_never_returns_this_process() -> None:
+    assert all(p.pid != os.getpid() for p in find_marked_processes("no-such-marker"))
+
+
+async def _marked_stray(marker: str, script: str = "exec sleep 30") -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env[MARKER_ENV] = marker
+    return await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", script, env=env, start_new_session=True
+    )
+
+
+async def test_sweeps_completing_together_share_one_scan_and_each_kills_its_own() -> None:
+    markers = [uuid.uuid4().hex for _ in range(4)]
+    strays = [await _marked_stray(marker) for marker in markers]
+    bystander = await _marked_stray(uuid.uuid4().hex)  # someone else's marker: never touched
+    try:
+        before = sweeper().scans
+        async with asyncio.timeout(WAIT_S):
+            counts = await asyncio.gather(*(sweep(marker) for marker in markers))
+            codes = await asyncio.gather(*(stray.wait() for stray in strays))
+        assert counts == [1, 1, 1, 1]
+        assert codes == [-signal.SIGKILL] * 4
+        assert sweeper().scans - before == 1  # one /proc pass served all four
+        assert bystander.returncode is None
+        for marker in markers:
+            assert find_marked_processes(marker) == []
+    finally:
+        for proc in [*strays, bystander]:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    passes: list[frozenset[bytes]] = []
+    real_scan = sweep_module._scan_all
+
+    def slow_scan(
+        markers: frozenset[bytes], floor: int | None = None
+    ) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+        passes.append(markers)
+        started.set()
+        release.wait(WAIT_S)
+        return real_scan(markers, floor)
+
+    monkeypatch.setattr(sweep_module, "_scan_all", slow_scan)
+    sweeper_ = Sweeper(threaded=True)
+    async with asyncio.timeout(WAIT_S):
+        first = asyncio.ensure_future(sweeper_.find("first"))
+        await asyncio.to_thread(started.wait, WAIT_S)
+        second = asyncio.ensure_future(sweeper_.find("second"))
+        third = asyncio.ensure_future(sweeper_.find("third"))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, second, third)
+    assert passes == [frozenset({b"first"}), frozenset({b"second", b"third"})]
+    assert sweeper_.scans == 2
+
+
+async def test_sweep_catches_processes_forked_while_it_kills() -> None:
+    marker = uuid.uuid4().hex
+    # A marked process outside any group that keeps forking marked children.
+    stray = await _marked_stray(marker, "while :; do sleep 30 & done")
+    try:
+        await eventually(lambda: len(find_marked_processes(marker)) > 3, "forks running")
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(marker) >= 1
+            assert await stray.wait() == -signal.SIGKILL
+        assert [p.pid for p in find_marked_processes(marker) if alive(p.pid)] == []
+    finally:
+        if stray.returncode is None:
+            stray.kill()
+            await stray.wait()
+        sweep_module.kill_marked_processes(marker)
+
+
+def test_pid_floor_is_the_leader_while_no_wrap_is_possible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {sweep_module._LAST_PID_FILE: b"5000\n", sweep_module._PID_MAX_FILE: b"4194304\n"}
+    monkeypatch.setattr(sweep_module, "_read_proc_file", lambda path, size: files.get(path))
+    now = sweep_module.time.monotonic()
+    assert sweep_module.pid_floor(4000, now) == 4000
+    # the allocator is below the leader again: it wrapped since the spawn
+    assert sweep_module.pid_floor(6000, now) is None
+    # long enough ago that even a million forks a second could have gone all the way round
+    assert sweep_module.pid_floor(4000, now - 10.0) is None
+    # a small pid_max wraps quickly: the same 10 ms is already too long
+    files[sweep_module._PID_MAX_FILE] = b"32768\n"
+    assert sweep_module.pid_floor(4000, now - 0.05) is None
+    # unreadable: scan everything
+    files.clear()
+    assert sweep_module.pid_floor(4000, now) is None
+
+
+async def test_a_sweep_with_a_floor_still_kills_what_started_after_the_leader() -> None:
+    marker = uuid.uuid4().hex
+    # an older process carrying the marker (pid below the floor) is, by the floor's premise,
+    # not ours: only processes created after the leader are read
+    older = await _marked_stray(marker)
+    leader = await asyncio.create_subprocess_exec("true")
+    await leader.wait()
+    newer = await _marked_stray(marker)
+    try:
+        floor = sweep_module.pid_floor(leader.pid, sweep_module.time.monotonic())
+        assert floor == leader.pid
+        assert older.pid < floor < newer.pid  # pids are handed out in increasing order
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(marker, floor=floor) == 1
+            assert await newer.wait() == -signal.SIGKILL
+        assert older.returncode is None
+    finally:
+        for proc in (older, newer):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+def test_scan_rereads_only_what_read_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An environ that reads empty may be a process in the middle of exec: read it again later.
+    # One that cannot be read at all (gone, or another user's) is settled: never ours to find.
+    contents = {"101": b"", "102": None, "103": b"A=1\0" + MARKER_ENV.encode() + b"=m1\0"}
+    monkeypatch.setattr(
+        sweep_module,
+        "_read_proc_file",
+        lambda path, size: contents[path.split("/")[-2]],
+    )
+    unread: set[str] = set()
+    found = sweep_module._scan_marked(frozenset({b"m1"}), ["101", "102", "103"], unread)
+    assert found == {b"m1": [103]}
+    assert unread == {"101"}
+
+
+async def test_a_lone_sweep_scans_on_the_loop_while_passes_are_cheap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    threads: list[object] = []
+    real = loop.run_in_executor
+
+    def counting(executor: object, fn: object, *args: object) -> object:
+        threads.append(fn)
+        return real(None, fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    sweeper_ = Sweeper()
+    leader = await asyncio.create_subprocess_exec("true")
+    await leader.wait()
+    # As the supervisor asks: only processes created after a just-finished leader are read.
+    floor = sweep_module.pid_floor(leader.pid, time.monotonic())
+    async with asyncio.timeout(WAIT_S):
+        for _ in range(3):  # a steady stream of executions, one finishing after another
+            await sweeper_.find(uuid.uuid4().hex, floor)
+        assert threads == []  # the ~0.5 ms thread hop is not on their way to completion
+        # Passes that take long (a huge process table) go to the thread, while they do.
+        monkeypatch.setattr(Sweeper, "INLINE_PASS_MAX_S", 0.0)
+        await sweeper_.find(uuid.uuid4().hex)
+        await sweeper_.find(uuid.uuid4().hex)
+    assert len(threads) == 2
+    assert sweeper_.scans == 5

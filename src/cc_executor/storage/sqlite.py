@@ -74,7 +74,7 @@ JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # shrink the WAL after one huge wri
 CHECKPOINT_IDLE_S = 0.25
 CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
 WRITE_WAL_BYTES = 16 * 1024  # what a write other than events is counted as (a few pages)
-INSERT_ROWS = 200  # events per INSERT statement (4 variables each, under SQLite's old 999 limit)
+INSERT_ROWS = 16  # events per INSERT statement: few statements, and a bind (under the GIL) of ~1 MB
 ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index
 
 T = TypeVar("T")

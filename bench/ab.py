@@ -33,6 +33,14 @@ LINES = Path(tempfile.mkdtemp(prefix="cc-executor-ab-")) / "lines.txt"
 LINES.write_text(("x" * 75 + "\n") * (2_000_000 // 76))
 
 
+METRICS = ("concurrent", "cancel", "tp20", "first_byte", "lines")
+
+
+def _pick(metric: str, *runs: Timed) -> Timed:
+    """The run named ``metric`` among ``runs`` (given in the order of :data:`METRICS`)."""
+    return dict(zip(METRICS, runs, strict=True))[metric]
+
+
 def _direct(metric: str) -> Timed:
     async def concurrent() -> float:
         t0 = time.perf_counter()
@@ -81,13 +89,7 @@ def _direct(metric: str) -> Timed:
         await bench.direct_run(["cat", str(LINES)])
         return time.perf_counter() - t0
 
-    return {
-        "concurrent": concurrent,
-        "cancel": cancel,
-        "tp20": tp20,
-        "first_byte": first_byte,
-        "lines": lines,
-    }[metric]
+    return _pick(metric, concurrent, cancel, tp20, first_byte, lines)
 
 
 def _daemon(metric: str, s: bench.Session) -> Timed:
@@ -125,18 +127,12 @@ def _daemon(metric: str, s: bench.Session) -> Timed:
         await s.run(["cat", str(LINES)])
         return time.perf_counter() - t0
 
-    return {
-        "concurrent": concurrent,
-        "cancel": cancel,
-        "tp20": tp20,
-        "first_byte": first_byte,
-        "lines": lines,
-    }[metric]
+    return _pick(metric, concurrent, cancel, tp20, first_byte, lines)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("metric", choices=["concurrent", "cancel", "tp20", "first_byte", "lines"])
+    parser.add_argument("metric", choices=METRICS)
     parser.add_argument("--before-src", required=True, help="the other tree's src/ directory")
     parser.add_argument(
         "--after-src",

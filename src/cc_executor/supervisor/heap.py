@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import cast
 
+from cc_executor.supervisor.looplocal import loop_local
+
 __all__ = ["HEAP_TRIM_DELAY_S", "HEAP_TRIM_MAX_DEFER_S", "HeapTrimmer", "heap_trimmer"]
 
 # Heap trimming (see HeapTrimmer): a finished execution's in-memory event log is freed when its log
@@ -104,15 +106,5 @@ def _trim_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-_TRIMMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HeapTrimmer] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def heap_trimmer() -> HeapTrimmer:
-    """The running loop's :class:`HeapTrimmer`."""
-    loop = asyncio.get_running_loop()
-    found = _TRIMMERS.get(loop)
-    if found is None:
-        found = _TRIMMERS[loop] = HeapTrimmer(loop)
-    return found
+heap_trimmer = loop_local(HeapTrimmer)
+"""The running loop's :class:`HeapTrimmer`."""

@@ -13,11 +13,12 @@ import asyncio
 import os
 import signal
 import time
-import weakref
 from collections.abc import Iterable
 
 import psutil
 from loguru import logger
+
+from cc_executor.supervisor.looplocal import loop_local
 
 __all__ = [
     "MARKER_ENV",
@@ -291,18 +292,8 @@ class Sweeper:
                 waiter.set_result((found.get(key, []), names))
 
 
-_SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def sweeper() -> Sweeper:
-    """The running loop's :class:`Sweeper` (futures belong to one loop)."""
-    loop = asyncio.get_running_loop()
-    found = _SWEEPERS.get(loop)
-    if found is None:
-        found = _SWEEPERS[loop] = Sweeper()
-    return found
+sweeper = loop_local(lambda _loop: Sweeper())
+"""The running loop's :class:`Sweeper`."""
 
 
 def _descendants_procfs(pid: int) -> list[psutil.Process]:

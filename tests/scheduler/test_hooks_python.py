@@ -76,6 +76,7 @@ async def test_hook_file_is_discovered_with_names_events_and_options(tmp_path: P
         "name": "audit.gate",
         "kind": "python",
         "events": ["pre_execution"],
+        "agents": None,
         "required": True,
         "timeout": 3,
         "source": str(tmp_path / "audit.py"),

@@ -125,10 +125,21 @@ async def test_an_existing_receipt_is_verified_not_replaced(
     assert path.read_text() == before
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [{"agent": None}, {"agent": "shell"}, {"metadata": {}}, {"metadata": {"receipt_uuid": 7}}],
-)
+@pytest.mark.parametrize("agent", [None, "shell"])
+async def test_the_hook_does_not_even_run_for_other_agents(
+    tmp_path: Path, receipt_uuid: str, agent: str | None
+) -> None:
+    # A plain command costs no context, no thread and no hook-run record.
+    reports = tmp_path / "reports"
+    hooks = runner(reports, tmp_path)
+    assert hooks.handles(POST, "claude")
+    assert not hooks.handles(POST, agent)
+    outcome = await hooks.run(POST, context(receipt_uuid, "4", agent=agent))
+    assert outcome.runs == ()
+    assert not (reports / "receipts").exists()
+
+
+@pytest.mark.parametrize("fields", [{"metadata": {}}, {"metadata": {"receipt_uuid": 7}}])
 async def test_other_executions_are_left_alone(
     tmp_path: Path, receipt_uuid: str, fields: dict[str, object]
 ) -> None:

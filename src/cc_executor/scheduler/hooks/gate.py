@@ -100,7 +100,7 @@ class HookGate:
             self._executions[execution.id] = execution
 
     def state_changed(self, execution: Execution, previous: str | None) -> None:
-        if not self.runner.handles(HookEvent.ON_STATE_CHANGE):
+        if not self.runner.handles(HookEvent.ON_STATE_CHANGE, execution.spec.agent):
             return
         ctx = self._context(HookEvent.ON_STATE_CHANGE, execution).model_copy(
             update={"previous_state": previous}
@@ -109,7 +109,7 @@ class HookGate:
 
     async def execution_finished(self, execution: Execution) -> None:
         self._executions.pop(execution.id, None)
-        if not self.runner.handles(HookEvent.POST_EXECUTION):
+        if not self.runner.handles(HookEvent.POST_EXECUTION, execution.spec.agent):
             return
         ctx = self._context(HookEvent.POST_EXECUTION, execution)
         self._background(self.runner.run(HookEvent.POST_EXECUTION, ctx))

@@ -178,6 +178,12 @@ class HookSpec:
     required: bool = False
     timeout_s: float | None = None  # None: the runner's default
     source: str = ""  # file, entry point or "builtin"
+    # Runs only for executions of these agents (None: every execution). The runner then builds
+    # no context, starts nothing and records no run for the others.
+    agents: tuple[str, ...] | None = None
+
+    def applies(self, event: HookEvent, agent: str | None) -> bool:
+        return event in self.events and (self.agents is None or agent in self.agents)
 
     def describe(self, default_timeout_s: float) -> dict[str, object]:
         """The JSON-ready row of ``hook_status``."""
@@ -185,6 +191,7 @@ class HookSpec:
             "name": self.name,
             "kind": self.kind,
             "events": [str(event) for event in self.events],
+            "agents": list(self.agents) if self.agents is not None else None,
             "required": self.required,
             "timeout": self.timeout_s if self.timeout_s is not None else default_timeout_s,
             "source": self.source,

@@ -17,13 +17,15 @@ the store, or the wire (``hook_status`` is this module's :meth:`HookRunner.statu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from loguru import logger
 
@@ -66,6 +68,13 @@ __all__ = [
 DEFAULT_HOOK_TIMEOUT_S = 10.0  # Settings.hook_timeout_s mirrors this
 HOOKS_DIR_NAME = "hooks"  # default hooks dir: <state_dir>/hooks
 REPORTS_DIR_NAME = "reports"  # default reports dir: <state_dir>/reports (as the Python API)
+
+
+class _Any(enum.Enum):
+    AGENT = "any"
+
+
+ANY_AGENT: Final = _Any.AGENT  # handles(): whatever the execution's agent
 LAST_RUNS_KEPT = 100  # runs kept in memory for hook_status; the store keeps the history
 RECORD_TIMEOUT_S = 5.0  # a slow store must not hold an execution's start for long
 
@@ -79,10 +88,12 @@ NotifyCallback = Callable[[str | None, str, dict[str, object]], None]
 def builtin_hooks(*, reports_dir: Path, home: str | None) -> list[HookSpec]:
     """The hooks that ship with cc-executor: ``builtin.receipt`` (post_execution)."""
     # Lazy: the receipt check lives in the Python task API, a layer above this package.
-    from cc_executor.scheduler.hooks.receipt import RECEIPT_HOOK_NAME, ReceiptHook
+    from cc_executor.scheduler.hooks.receipt import CLAUDE_AGENT, RECEIPT_HOOK_NAME, ReceiptHook
 
     receipt = ReceiptHook(reports_dir, home=home)
-    return [builtin_spec(RECEIPT_HOOK_NAME, receipt, (HookEvent.POST_EXECUTION,))]
+    spec = builtin_spec(RECEIPT_HOOK_NAME, receipt, (HookEvent.POST_EXECUTION,))
+    # Only Claude runs carry receipts: a plain command costs no thread and no hook-run record.
+    return [dataclasses.replace(spec, agents=(CLAUDE_AGENT,))]
 
 
 def _notification(run: HookRunRecord) -> str:
@@ -201,9 +212,16 @@ class HookRunner:
 
     # --- running -------------------------------------------------------------------------------
 
-    def handles(self, event: HookEvent) -> bool:
-        """True when running ``event`` would run any hook (callers skip building a context)."""
-        return self.enabled and any(event in spec.events for spec in self._hooks)
+    def handles(
+        self, event: HookEvent, agent: str | Literal[_Any.AGENT] | None = ANY_AGENT
+    ) -> bool:
+        """True when running ``event`` (for an execution of ``agent``, when given) would run any
+        hook: callers skip building a context otherwise."""
+        if not self.enabled:
+            return False
+        if agent is ANY_AGENT:
+            return any(event in spec.events for spec in self._hooks)
+        return any(spec.applies(event, agent) for spec in self._hooks)
 
     async def run(self, event: HookEvent | str, ctx: HookContext) -> HookOutcome:
         """Run every hook of ``event`` in registration order; see :class:`HookOutcome`.
@@ -213,7 +231,7 @@ class HookRunner:
         event = HookEvent(event)
         if not self.enabled:
             return HookOutcome(event)
-        selected = [spec for spec in self._hooks if event in spec.events]
+        selected = [spec for spec in self._hooks if spec.applies(event, ctx.agent)]
         return await self._run_all(event, selected, ctx.for_event(event))
 
     async def run_hook(self, name: str, ctx: HookContext) -> HookOutcome:

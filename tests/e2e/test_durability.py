@@ -188,6 +188,27 @@ async def test_every_byte_replays_after_disconnect_and_restart(settings: Setting
     assert [row["execution_id"] for row in listed["executions"]] == [eid]
 
 
+async def test_a_follower_far_behind_reads_what_left_memory_back_from_the_store(
+    settings: Settings,
+) -> None:
+    # A 64 KiB window: while nobody listens, almost all of the 3 MiB leaves memory, stored
+    # events without a spool write. A late attach reads them back from SQLite or Redis.
+    small = settings.model_copy(update={"event_log_memory_bytes": 64 * 1024})
+    _start(small)
+    script = "for i in range(25000): print(f'line {i:06d} ' + 'x' * 120)\n"
+    async with _session(small) as peer:
+        started = await peer.call("execute", {"argv": ["python3", "-c", script]})
+        eid = started["execution_id"]
+        first = Run(eid)  # live: execute subscribed this connection from the start
+        await peer.wait_for(eid, "process.completed", first)
+    async with _session(small) as peer:
+        late = await _attach_all(peer, eid)  # after the end, before the log is forgotten
+    expected = "".join(f"line {i:06d} " + "x" * 120 + "\n" for i in range(25000)).encode()
+    assert first.output() == expected
+    assert late.output() == expected
+    assert late.seqs == first.seqs == list(range(1, len(first.seqs) + 1))
+
+
 async def test_a_task_list_survives_sigkill_and_continues_at_the_interrupted_task(
     settings: Settings, tmp_path: Path
 ) -> None:

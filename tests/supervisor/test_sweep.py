@@ -211,3 +211,38 @@ async def test_a_lone_sweep_scans_on_the_loop_while_passes_are_cheap(
         await sweeper_.find(uuid.uuid4().hex)
     assert len(threads) == 2
     assert sweeper_.scans == 5
+
+
+@pytest.mark.parametrize(("moves", "rounds_after_scan"), [(False, 0), (True, 1)])
+async def test_a_sweep_stops_after_one_pass_when_no_pid_was_handed_out_since(
+    monkeypatch: pytest.MonkeyPatch, moves: bool, rounds_after_scan: int
+) -> None:
+    # The kernel's pid counter did not move since the pass listed /proc, and the pass read every
+    # candidate: no process can be left to find, so the sweep ends without a second look.
+    counter = iter(range(1000, 2000))
+
+    def mark() -> sweep_module._PidMark:
+        last = next(counter) if moves else 1000
+        return sweep_module._PidMark(last, time.monotonic(), 10.0)
+
+    looked: list[frozenset[str]] = []
+
+    def unsettled(listed: frozenset[str]) -> bool:
+        looked.append(listed)
+        return False
+
+    monkeypatch.setattr(sweep_module, "_pid_mark", mark)
+    monkeypatch.setattr(sweep_module, "_unsettled", unsettled)
+    leader = await asyncio.create_subprocess_exec("true")
+    await leader.wait()
+    floor = sweep_module.pid_floor(leader.pid, time.monotonic())
+    async with asyncio.timeout(WAIT_S):
+        assert await sweep(uuid.uuid4().hex, floor=floor) == 0
+    assert len(looked) == rounds_after_scan
+
+
+def test_a_pid_mark_is_stale_once_the_counter_could_have_wrapped() -> None:
+    now = sweep_module._pid_mark()
+    assert now is not None
+    assert sweep_module._PidMark(now.last_pid, now.at - 1.0, 0.5).unchanged() is False
+    assert sweep_module._PidMark(now.last_pid - 1, now.at, 10.0).unchanged() is False

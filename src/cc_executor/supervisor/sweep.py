@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import psutil
 from loguru import logger
@@ -179,24 +180,54 @@ def _scan_marked(
     return found
 
 
-def _scan_all(
-    markers: frozenset[bytes], floor: int | None = None
-) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+@dataclass(frozen=True, slots=True)
+class _PidMark:
+    """The kernel's last handed-out pid just before a ``/proc`` listing (see :func:`_pid_mark`)."""
+
+    last_pid: int
+    at: float  # monotonic time of the read
+    wrap_s: float  # the allocator needs at least this long to go all the way round
+
+    def unchanged(self) -> bool:
+        """True when no process (nor thread) was created since: a sweep round that read every
+        candidate of its listing then has nothing left to find."""
+        if time.monotonic() - self.at >= self.wrap_s:
+            return False
+        mark = _pid_mark()
+        return mark is not None and mark.last_pid == self.last_pid
+
+
+def _pid_mark() -> _PidMark | None:
+    try:
+        last_pid = int(_read_proc_file(_LAST_PID_FILE, 64) or b"")
+        pid_max = int(_read_proc_file(_PID_MAX_FILE, 64) or b"")
+    except ValueError:
+        return None
+    return _PidMark(last_pid, time.monotonic(), (pid_max - _RESERVED_PIDS) / MAX_FORKS_PER_S)
+
+
+Listing = tuple[dict[bytes, list[int]], frozenset[str], _PidMark | None]
+"""A pass: marked pids, the ``/proc`` entries it settled, and its pid mark (``None`` unless it
+read every candidate)."""
+
+
+def _scan_all(markers: frozenset[bytes], floor: int | None = None) -> Listing:
     """The marked pids, and the ``/proc`` entries settled by this pass (read and not empty, or
     at or below ``floor``: created before every leader asked about, see :func:`pid_floor`)."""
+    mark = _pid_mark()  # before the listing: whatever comes after it moves the counter
     names = os.listdir(_PROC)
     candidates = names if floor is None else [n for n in names if not n.isdigit() or int(n) > floor]
     unread: set[str] = set()
     found = _scan_marked(markers, candidates, unread)
-    return found, frozenset(names) - unread
+    return found, frozenset(names) - unread, None if unread else mark
 
 
-def _timed_scan_all(
-    markers: frozenset[bytes], floor: int | None
-) -> tuple[dict[bytes, list[int]], frozenset[str], float]:
+def _timed_scan_all(markers: frozenset[bytes], floor: int | None) -> tuple[Listing, float]:
     began = time.perf_counter()
-    found, names = _scan_all(markers, floor)
-    return found, names, time.perf_counter() - began
+    return _scan_all(markers, floor), time.perf_counter() - began
+
+
+_Found = tuple[list[int], frozenset[str], _PidMark | None]
 
 
 class Sweeper:
@@ -220,14 +251,14 @@ class Sweeper:
     def __init__(self, *, threaded: bool | None = None) -> None:
         self._threaded = threaded  # None: in a thread only when busy (see above)
         self._last_cost = 0.0  # seconds the latest pass took (in the thread: there)
-        self._wanted: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]] = {}
+        self._wanted: dict[bytes, asyncio.Future[_Found]] = {}
         # Per wanted marker, the pid floor its pass may skip up to (None: read every process).
         self._floors: dict[bytes, int | None] = {}
         self._runner: asyncio.Task[None] | None = None
         self.scans = 0  # passes run so far (tests and benchmarks read it)
 
-    async def find(self, marker: str, floor: int | None = None) -> tuple[list[int], frozenset[str]]:
-        """Pids carrying ``marker`` and the ``/proc`` entries the pass settled.
+    async def find(self, marker: str, floor: int | None = None) -> _Found:
+        """Pids carrying ``marker``, the ``/proc`` entries the pass settled, and its pid mark.
 
         ``floor`` (from :func:`pid_floor`): processes at or below it need not be read. A pass
         serving several markers uses the lowest floor of them, or none if any has none.
@@ -246,7 +277,7 @@ class Sweeper:
         return await asyncio.shield(waiter)  # a cancelled caller must not fail the others
 
     async def _run(self) -> None:
-        batch: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]] = {}
+        batch: dict[bytes, asyncio.Future[_Found]] = {}
         try:
             while self._wanted:
                 batch, self._wanted = self._wanted, {}
@@ -266,7 +297,7 @@ class Sweeper:
 
     async def _pass(
         self,
-        batch: dict[bytes, asyncio.Future[tuple[list[int], frozenset[str]]]],
+        batch: dict[bytes, asyncio.Future[_Found]],
         floor: int | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
@@ -276,20 +307,21 @@ class Sweeper:
             threaded = len(batch) > 1 or self._last_cost > self.INLINE_PASS_MAX_S
         try:
             if threaded:
-                found, names, self._last_cost = await loop.run_in_executor(
+                listing, self._last_cost = await loop.run_in_executor(
                     None, _timed_scan_all, markers, floor
                 )
             else:
-                found, names, self._last_cost = _timed_scan_all(markers, floor)
+                listing, self._last_cost = _timed_scan_all(markers, floor)
         except Exception as exc:  # e.g. /proc unreadable: every waiter of this pass fails
             for waiter in batch.values():
                 if not waiter.done():
                     waiter.set_exception(exc)
             return
         self.scans += 1
+        found, names, mark = listing
         for key, waiter in batch.items():
             if not waiter.done():
-                waiter.set_result((found.get(key, []), names))
+                waiter.set_result((found.get(key, []), names, mark))
 
 
 sweeper = loop_local(lambda _loop: Sweeper())
@@ -447,26 +479,33 @@ async def sweep(
     the previous pass listed ``/proc``: processes read then without the marker cannot have gained
     it, so it reads the environ of the new ``/proc`` entries, and again those whose environ read
     empty (zombies, or a process in the middle of ``exec``), only (a pid number is reused only
-    after the kernel's pid counter wraps, not within a sweep).
+    after the kernel's pid counter wraps, not within a sweep). No later round at all when the
+    counter has not moved since the pass listed ``/proc`` and the pass read every candidate
+    (:class:`_PidMark`): nothing was created since, so nothing is left to find.
     """
     killed = 0
     pending_extra = list(extra)
     listed: frozenset[str] | None = None
+    mark: _PidMark | None = None
     for _ in range(SWEEP_MAX_ROUNDS):
         if not _HAS_PROC:
             targets = _targets(marker, pending_extra)
         elif listed is None:
-            pids, listed = await sweeper().find(marker, floor)
+            pids, listed, mark = await sweeper().find(marker, floor)
             targets = _merge(_processes(pids), pending_extra)
         else:
+            mark = _pid_mark()
             names = frozenset(os.listdir(_PROC))
             key = os.fsencode(marker)
             unread: set[str] = set()
             found = _scan_marked(frozenset((key,)), names - listed, unread)
             listed = names - unread
+            mark = None if unread else mark
             targets = _merge(_processes(found.get(key, ())), pending_extra)
         pending_extra = []
         if not targets:
+            if mark is not None and mark.unchanged():
+                break  # every candidate was read and nothing was created since: all settled
             if listed is None or not _unsettled(listed):
                 break
             continue  # something read empty (mid-exec?): read it again next round
@@ -483,6 +522,8 @@ async def sweep(
         await _wait_pidfds(fds, wait_s)
         if no_fd and not _HAS_PIDFD:
             await asyncio.to_thread(psutil.wait_procs, no_fd, timeout=wait_s)
+        if mark is not None and mark.unchanged():
+            break  # nothing forked between the listing and the kills: no round to catch it
     return killed
 
 

@@ -74,6 +74,7 @@ def test_list_json(env: dict[str, str]) -> None:
     assert names == ["builtin.receipt", "demo.echo", "demo.gate", "failing"]
     gate = status["hooks"][2]
     assert (gate["required"], gate["timeout"]) == (True, 2.5)
+    assert (status["hooks"][0]["agents"], gate["agents"]) == (["claude"], None)
     assert [Path(e["source"]).name for e in status["errors"]] == ["broken.py"]
 
 
@@ -82,6 +83,7 @@ def test_list_table(env: dict[str, str]) -> None:
     assert result.exit_code == 0, result.output
     assert "demo.gate" in result.stdout
     assert "builtin" in result.stdout
+    assert "claude" in result.stdout  # the receipt check runs for claude executions only
     assert "(enabled)" in result.stdout
     assert "broken.py" in result.stderr
 

@@ -95,7 +95,7 @@ def list_hooks(json_output: JsonOption = False) -> None:
     if json_output:
         _dump(runner.status())
         return
-    table = Table("name", "kind", "events", "required", "timeout (s)", "source")
+    table = Table("name", "kind", "events", "agents", "required", "timeout (s)", "source")
     for column in table.columns:
         column.overflow = "fold"
     for spec in runner.hooks:
@@ -104,6 +104,7 @@ def list_hooks(json_output: JsonOption = False) -> None:
             spec.name,
             spec.kind,
             ", ".join(spec.events),
+            ", ".join(spec.agents) if spec.agents is not None else "all",
             "yes" if spec.required else "no",
             f"{timeout_s:g}",
             spec.source,

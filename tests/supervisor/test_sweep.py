@@ -196,6 +196,8 @@ async def test_a_lone_sweep_scans_on_the_loop_while_passes_are_cheap(
         return real(None, fn, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loop, "run_in_executor", counting)
+    # However busy this machine is: here every pass counts as cheap...
+    monkeypatch.setattr(Sweeper, "INLINE_PASS_MAX_S", 60.0)
     sweeper_ = Sweeper()
     leader = await asyncio.create_subprocess_exec("true")
     await leader.wait()
@@ -205,7 +207,7 @@ async def test_a_lone_sweep_scans_on_the_loop_while_passes_are_cheap(
         for _ in range(3):  # a steady stream of executions, one finishing after another
             await sweeper_.find(uuid.uuid4().hex, floor)
         assert threads == []  # the ~0.5 ms thread hop is not on their way to completion
-        # Passes that take long (a huge process table) go to the thread, while they do.
+        # ...and then every pass counts as expensive (a huge process table): to the thread.
         monkeypatch.setattr(Sweeper, "INLINE_PASS_MAX_S", 0.0)
         await sweeper_.find(uuid.uuid4().hex)
         await sweeper_.find(uuid.uuid4().hex)
@@ -246,3 +248,22 @@ def test_a_pid_mark_is_stale_once_the_counter_could_have_wrapped() -> None:
     assert now is not None
     assert sweep_module._PidMark(now.last_pid, now.at - 1.0, 0.5).unchanged() is False
     assert sweep_module._PidMark(now.last_pid - 1, now.at, 10.0).unchanged() is False
+
+
+async def test_no_scan_at_all_when_no_pid_was_handed_out_after_the_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The counter still stands at the leader's pid: the leader forked nothing and nothing can
+    # carry its marker, so the sweep does not even list /proc.
+    def no_pass(*args: object) -> object:
+        raise AssertionError("scanned /proc")
+
+    monkeypatch.setattr(sweep_module, "_timed_scan_all", no_pass)
+    monkeypatch.setattr(
+        sweep_module, "_pid_mark", lambda: sweep_module._PidMark(4242, time.monotonic(), 10.0)
+    )
+    async with asyncio.timeout(WAIT_S):
+        assert await sweep(uuid.uuid4().hex, floor=4242) == 0
+        # A snapshot to kill, or a counter past the floor, and the sweep looks as before.
+        with pytest.raises(AssertionError, match="scanned"):
+            await sweep(uuid.uuid4().hex, floor=4241)

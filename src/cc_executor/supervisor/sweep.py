@@ -481,10 +481,18 @@ async def sweep(
     empty (zombies, or a process in the middle of ``exec``), only (a pid number is reused only
     after the kernel's pid counter wraps, not within a sweep). No later round at all when the
     counter has not moved since the pass listed ``/proc`` and the pass read every candidate
-    (:class:`_PidMark`): nothing was created since, so nothing is left to find.
+    (:class:`_PidMark`): nothing was created since, so nothing is left to find. And no pass at
+    all when the counter still stands at ``floor`` (the leader's pid): nothing was created after
+    the leader.
     """
     killed = 0
     pending_extra = list(extra)
+    if floor is not None and not pending_extra and _HAS_PROC:
+        now = _pid_mark()
+        if now is not None and now.last_pid == floor:
+            # No pid was handed out since the leader's: it forked nothing, nobody could have
+            # inherited the marker. The common end of a command that never forks (no scan).
+            return 0
     listed: frozenset[str] | None = None
     mark: _PidMark | None = None
     for _ in range(SWEEP_MAX_ROUNDS):
@@ -509,22 +517,27 @@ async def sweep(
             if listed is None or not _unsettled(listed):
                 break
             continue  # something read empty (mid-exec?): read it again next round
-        fds: list[int] = []
-        no_fd: list[psutil.Process] = []
-        for proc in targets:
-            fd = _sigkill(proc)
-            if fd is not None:
-                fds.append(fd)
-            else:
-                no_fd.append(proc)
         killed += len(targets)
         logger.debug("swept {} process(es) marked {}", len(targets), marker)
-        await _wait_pidfds(fds, wait_s)
-        if no_fd and not _HAS_PIDFD:
-            await asyncio.to_thread(psutil.wait_procs, no_fd, timeout=wait_s)
+        await _kill_and_wait(targets, wait_s)
         if mark is not None and mark.unchanged():
             break  # nothing forked between the listing and the kills: no round to catch it
     return killed
+
+
+async def _kill_and_wait(targets: list[psutil.Process], wait_s: float) -> None:
+    """SIGKILL every target, then wait (at most ``wait_s``) until they are gone."""
+    fds: list[int] = []
+    no_fd: list[psutil.Process] = []
+    for proc in targets:
+        fd = _sigkill(proc)
+        if fd is not None:
+            fds.append(fd)
+        else:
+            no_fd.append(proc)
+    await _wait_pidfds(fds, wait_s)
+    if no_fd and not _HAS_PIDFD:
+        await asyncio.to_thread(psutil.wait_procs, no_fd, timeout=wait_s)
 
 
 def _unsettled(listed: frozenset[str]) -> bool:

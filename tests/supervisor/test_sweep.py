@@ -88,9 +88,7 @@ async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
     passes: list[frozenset[bytes]] = []
     real_scan = sweep_module._scan_all
 
-    def slow_scan(
-        markers: frozenset[bytes], floor: int | None = None
-    ) -> tuple[dict[bytes, list[int]], frozenset[str]]:
+    def slow_scan(markers: frozenset[bytes], floor: int | None = None) -> sweep_module._Listing:
         passes.append(markers)
         started.set()
         release.wait(WAIT_S)

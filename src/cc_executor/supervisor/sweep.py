@@ -206,12 +206,12 @@ def _pid_mark() -> _PidMark | None:
     return _PidMark(last_pid, time.monotonic(), (pid_max - _RESERVED_PIDS) / MAX_FORKS_PER_S)
 
 
-Listing = tuple[dict[bytes, list[int]], frozenset[str], _PidMark | None]
+_Listing = tuple[dict[bytes, list[int]], frozenset[str], _PidMark | None]
 """A pass: marked pids, the ``/proc`` entries it settled, and its pid mark (``None`` unless it
 read every candidate)."""
 
 
-def _scan_all(markers: frozenset[bytes], floor: int | None = None) -> Listing:
+def _scan_all(markers: frozenset[bytes], floor: int | None = None) -> _Listing:
     """The marked pids, and the ``/proc`` entries settled by this pass (read and not empty, or
     at or below ``floor``: created before every leader asked about, see :func:`pid_floor`)."""
     mark = _pid_mark()  # before the listing: whatever comes after it moves the counter
@@ -222,7 +222,7 @@ def _scan_all(markers: frozenset[bytes], floor: int | None = None) -> Listing:
     return found, frozenset(names) - unread, None if unread else mark
 
 
-def _timed_scan_all(markers: frozenset[bytes], floor: int | None) -> tuple[Listing, float]:
+def _timed_scan_all(markers: frozenset[bytes], floor: int | None) -> tuple[_Listing, float]:
     began = time.perf_counter()
     return _scan_all(markers, floor), time.perf_counter() - began
 

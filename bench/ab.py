@@ -9,6 +9,10 @@ is slower here than in ``bench.py``).
     python bench/ab.py --before-src /tmp/before-src/src tp20 --rounds 15
     cp -r src /tmp/after-src     # optional: keep editing while the A/B runs on a snapshot
     python bench/ab.py --before-src /tmp/before-src/src --after-src /tmp/after-src/src cancel
+
+Run it once with the same tree on both sides first (A/A): on these machines that differed by
+0.14 ms on ``first_byte`` and 2 ms on ``tp20`` (docs/benchmarks.md, round 9), so a smaller
+difference between two trees is noise.
 """
 
 from __future__ import annotations

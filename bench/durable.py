@@ -37,7 +37,7 @@ from pathlib import Path
 
 import bench
 import httpx
-import redis
+from store import delete_redis_prefix
 
 from cc_executor.storage import ExecutionRecord, SqliteStore, Store, StoredEvent
 from cc_executor.storage.redis import RedisStore
@@ -78,15 +78,7 @@ class StoreConfig:
     def cleanup(self) -> None:
         if self.kind != "redis":
             return
-        with redis.Redis.from_url(REDIS_URL) as client:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    client.delete(*batch)
-                    batch = []
-            if batch:
-                client.delete(*batch)
+        delete_redis_prefix(REDIS_URL, self.prefix)
 
 
 def _daemon(cfg: StoreConfig) -> bench.Daemon:

@@ -23,6 +23,7 @@ __all__ = [
     "CLAUDE",
     "RECEIPT_LINE",
     "REPO_ROOT",
+    "RUN_TIMEOUT_S",
     "claude_path",
     "claude_version",
     "offline_env",
@@ -32,6 +33,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CLAUDE = REPO_ROOT / ".tools" / "claude" / "node_modules" / ".bin" / "claude"
 VERSION_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 60.0  # one Claude run against the local fake takes about a second
 
 
 def claude_path() -> str | None:

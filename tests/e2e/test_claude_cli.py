@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.e2e.claude_env import CLAUDE, offline_env, requires_claude
+from tests.e2e.claude_env import CLAUDE, RUN_TIMEOUT_S, offline_env, requires_claude
 from tests.e2e.fake_anthropic import ApiError, FakeAnthropic, TextReply, ToolUseReply
 
 from cc_executor.agents import (
@@ -26,8 +26,6 @@ from cc_executor.agents import (
 )
 
 pytestmark = pytest.mark.e2e
-
-RUN_TIMEOUT_S = 60.0  # one CLI run against the local fake; real runs take about a second
 
 
 @dataclass

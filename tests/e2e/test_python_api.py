@@ -29,27 +29,7 @@ from cc_executor.config import Settings
 
 pytestmark = pytest.mark.e2e
 
-RUN_TIMEOUT_S = 60.0  # one Claude run against the local fake takes about a second
 CLI_TIMEOUT_S = 120.0
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> dict[str, object]:
-    home, cwd = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    cwd.mkdir()
-    return {"home": home, "cwd": cwd}
-
-
-def _options(api: FakeAnthropic, work: dict[str, object]) -> dict[str, object]:
-    home = work["home"]
-    assert isinstance(home, Path)
-    return {
-        "env": offline_env(api.base_url, home),
-        "cwd": work["cwd"],
-        "timeout": RUN_TIMEOUT_S,
-        "dangerously_skip_permissions": True,
-    }
 
 
 def _check_plain(result: TaskResult, api: FakeAnthropic) -> None:
@@ -72,12 +52,10 @@ def _check_plain(result: TaskResult, api: FakeAnthropic) -> None:
 
 @requires_claude
 def test_in_process_plain_answer_with_receipt(
-    api: FakeAnthropic, settings: Settings, work: dict[str, object]
+    api: FakeAnthropic, settings: Settings, options: dict[str, object]
 ) -> None:
     api.enqueue(EchoReply.uuid("2 + 2 = 4", RECEIPT_LINE))
-    result = cc_execute(
-        "What is 2+2?", settings=settings, generate_report=True, **_options(api, work)
-    )
+    result = cc_execute("What is 2+2?", settings=settings, generate_report=True, **options)
     _check_plain(result, api)
     verdict = verify_execution(result.execution_id, settings=settings)
     assert verdict.verified, verdict
@@ -93,12 +71,10 @@ def test_in_process_plain_answer_with_receipt(
 
 @requires_claude
 async def test_in_process_json_mode(
-    api: FakeAnthropic, settings: Settings, work: dict[str, object]
+    api: FakeAnthropic, settings: Settings, options: dict[str, object]
 ) -> None:
     api.enqueue(EchoReply.uuid('```json\n{"answer": 4}\n```', RECEIPT_LINE))
-    result = await acc_execute(
-        "2+2 as JSON", json_mode=True, settings=settings, **_options(api, work)
-    )
+    result = await acc_execute("2+2 as JSON", json_mode=True, settings=settings, **options)
     assert result.data == {"answer": 4}
     assert result["answer"] == 4
     assert result.uuid_found
@@ -108,11 +84,11 @@ async def test_in_process_json_mode(
 
 @requires_claude
 async def test_in_process_task_list_uses_fresh_sessions(
-    api: FakeAnthropic, settings: Settings, work: dict[str, object]
+    api: FakeAnthropic, settings: Settings, options: dict[str, object]
 ) -> None:
     api.enqueue(EchoReply.uuid("one", RECEIPT_LINE), EchoReply.uuid("two", RECEIPT_LINE))
     results = await acc_execute_list(
-        ["Task 1: say one", "Task 2: say two"], settings=settings, **_options(api, work)
+        ["Task 1: say one", "Task 2: say two"], settings=settings, **options
     )
     assert [r.text for r in results] == ["one", "two"]
     assert all(r.uuid_found for r in results)
@@ -127,7 +103,7 @@ async def test_in_process_task_list_uses_fresh_sessions(
 
 @requires_claude
 async def test_through_a_daemon(
-    api: FakeAnthropic, settings: Settings, work: dict[str, object], tmp_path: Path
+    api: FakeAnthropic, settings: Settings, options: dict[str, object], tmp_path: Path
 ) -> None:
     with run_daemon(tmp_path / "daemon", claude_path=CLAUDE) as daemon:
         api.enqueue(EchoReply.uuid("2 + 2 = 4", RECEIPT_LINE))
@@ -139,7 +115,7 @@ async def test_through_a_daemon(
             token=daemon.token,
             settings=settings,
             progress_callback=lambda e: events.append(e.method),
-            **_options(api, work),
+            **options,
         )
         items = [item async for item in stream]
     result = items[-1]
@@ -160,12 +136,11 @@ def _cli_env(extra: dict[str, str]) -> dict[str, str]:
 @requires_claude
 def test_cli_run_claude_through_the_daemon(
     api: FakeAnthropic,
-    work: dict[str, object],
+    work: dict[str, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home = work["home"]
-    assert isinstance(home, Path)
     for key, value in offline_env(api.base_url, home).items():
         monkeypatch.setenv(key, value)  # the daemon hands its environment to Claude
     with run_daemon(tmp_path / "daemon", claude_path=CLAUDE) as daemon:
@@ -193,10 +168,9 @@ def test_cli_run_claude_through_the_daemon(
 
 @requires_claude
 def test_cli_run_claude_local_json_lines(
-    api: FakeAnthropic, work: dict[str, object], tmp_path: Path
+    api: FakeAnthropic, work: dict[str, Path], tmp_path: Path
 ) -> None:
     home = work["home"]
-    assert isinstance(home, Path)
     api.enqueue(EchoReply.uuid("2 + 2 = 4", RECEIPT_LINE))
     assert CLAUDE is not None
     done = subprocess.run(

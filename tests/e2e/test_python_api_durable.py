@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.e2e.claude_env import CLAUDE, RECEIPT_LINE, offline_env, requires_claude
+from tests.e2e.claude_env import CLAUDE, RECEIPT_LINE, requires_claude
 from tests.e2e.fake_anthropic import EchoReply, FakeAnthropic
 from tests.server.conftest import run_daemon
 
@@ -32,21 +32,7 @@ from cc_executor.config import Settings
 
 pytestmark = pytest.mark.e2e
 
-RUN_TIMEOUT_S = 60.0  # one Claude run against the local fake takes about a second
 CLI_TIMEOUT_S = 120.0
-
-
-@pytest.fixture
-def options(api: FakeAnthropic, tmp_path: Path) -> dict[str, object]:
-    home, cwd = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    cwd.mkdir()
-    return {
-        "env": offline_env(api.base_url, home),
-        "cwd": cwd,
-        "timeout": RUN_TIMEOUT_S,
-        "dangerously_skip_permissions": True,
-    }
 
 
 def _history(settings: Settings) -> list[dict[str, object]]:

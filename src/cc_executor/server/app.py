@@ -218,7 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The MCP door's session manager (`mcp_running`, from mount_mcp below) runs inside the
+        # The MCP door's session manager (`mcp_running`, from mount_mcp_lazy below) runs inside the
         # services: it stops taking tool calls before the service stops.
         async with services.running(), mcp_running:
             yield

@@ -3,8 +3,9 @@
 Owns: the tool catalogue (names, descriptions, input schemas, annotations), argument validation,
 the one place where this door turns our exceptions into MCP tool errors (``isError`` results that
 carry the JSON-RPC ``code`` of the exception), decoding of event frames for ``peek`` and
-``wait``, the ``/mcp`` mount (streamable HTTP behind :class:`~cc_executor.server.security.
-RequestGuard`) and the manifest at :data:`MANIFEST_PATH`. Does not own: the MCP protocol (the SDK's
+``wait``, and the manifest's content. The ``/mcp`` mount (streamable HTTP behind
+:class:`~cc_executor.server.security.RequestGuard`, built on the first request) is
+``mcp_lazy.py``'s. Does not own: the MCP protocol (the SDK's
 low-level ``Server`` and its ``StreamableHTTPSessionManager``), executions or task lists (the
 :class:`~cc_executor.scheduler.service.ExecutionService` and the task-list scheduler every door
 calls), or who may connect (``security.py`` decides; this module only mounts the guard).
@@ -15,8 +16,8 @@ The tools follow an asynchronous pattern so that no call hits a client's tool-ca
 without blocking at all.
 
 Length: past 500 lines because a third of it is the tool catalogue's prose (descriptions an LLM
-reads to choose a tool); the handlers, the catalogue and the mount change together, so they stay
-in one module.
+reads to choose a tool); the handlers and the catalogue change together, so they stay in one
+module.
 """
 
 from __future__ import annotations
@@ -25,17 +26,14 @@ import base64
 import binascii
 import builtins
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 import mcp_types as types
 import orjson
-from fastapi import FastAPI
 from loguru import logger
 from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from pydantic import (
     BaseModel,
@@ -47,9 +45,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from cc_executor import __version__
 from cc_executor.errors import CCExecutorError, InvalidParams, ServiceError
@@ -58,7 +53,6 @@ from cc_executor.protocol.models import ExecutionIdStr
 from cc_executor.protocol.names import Notification
 from cc_executor.scheduler.service import REPLAY_PAGE_EVENTS, UNFINISHED_STATES, ExecutionService
 from cc_executor.server.mcp_lazy import MANIFEST_PATH, MCP_PATH  # the routes, mounted lazily
-from cc_executor.server.security import RequestGuard
 from cc_executor.supervisor import Event, ExecutionState, Gap
 
 __all__ = [
@@ -71,7 +65,6 @@ __all__ = [
     "TaskListsApi",
     "build_mcp_server",
     "manifest",
-    "mount_mcp",
 ]
 
 SERVER_NAME = "cc-executor"
@@ -604,47 +597,3 @@ def manifest(door: McpDoor, *, base_url: str) -> dict[str, Any]:
             tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in door.tools
         ],
     }
-
-
-def mount_mcp(
-    app: FastAPI,
-    service: ExecutionService,
-    task_lists: TaskListsApi | None,
-    *,
-    token: str | None,
-    hosts: frozenset[str],
-    origins: frozenset[str],
-) -> AbstractAsyncContextManager[None]:
-    """Serve the MCP door at :data:`MCP_PATH` and the manifest; return the lifespan to enter.
-
-    The returned context manager runs the SDK's session manager: enter it inside the app's
-    lifespan, after the service has started and before it stops.
-    """
-    door = build_mcp_server(service, task_lists)
-    # Stateless: every request gets a fresh transport. Our tools keep no per-session state
-    # (executions belong to the daemon, not to a connection), so nothing is lost, and there is
-    # no session table to grow or to reap. Progress still reaches the client: it travels on the
-    # SSE stream of the request that asked for it.
-    sessions = StreamableHTTPSessionManager(app=door.server, stateless=True)
-    guarded = RequestGuard(
-        StreamableHTTPASGIApp(sessions), token=token, hosts=hosts, origins=origins
-    )
-    # A Route, not a Mount: a Mount at /mcp would answer /mcp itself with a redirect to /mcp/.
-    app.router.routes.append(
-        Route(MCP_PATH, guarded, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    )
-
-    async def well_known(request: Request) -> JSONResponse:
-        # No token needed: it lists what the source code does (names, schemas, URLs), nothing
-        # secret, and a client reads it before it has a token. The Host check still applies.
-        return JSONResponse(manifest(door, base_url=str(request.base_url)))
-
-    app.add_route(MANIFEST_PATH, well_known, methods=["GET"], include_in_schema=False)
-
-    @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with sessions.run():
-            logger.info("MCP endpoint ready at {}", MCP_PATH)
-            yield
-
-    return lifespan()

@@ -150,7 +150,7 @@ def mount_mcp_lazy(
     """Serve the MCP door at :data:`MCP_PATH` and the manifest; return the lifespan to enter.
 
     Enter the returned context manager inside the app's lifespan, after the service has started
-    and before it stops (as :func:`cc_executor.server.mcp.mount_mcp`'s).
+    and before it stops: it runs the SDK's session manager once the first request built it.
     """
     lazy = LazyMcp(service, task_lists)
     app.state.mcp = lazy

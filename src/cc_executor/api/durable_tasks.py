@@ -34,11 +34,9 @@ from cc_executor.api.events import TaskEvent
 from cc_executor.api.execute import build_config
 from cc_executor.api.receipts import (
     marker_instruction,
-    new_receipt,
     strip_marker,
-    transcript_path,
     uuid_in,
-    write_receipt,
+    write_outcome_receipt,
 )
 from cc_executor.api.report import write_report
 from cc_executor.api.result import TaskResult, outcome_from_events
@@ -245,22 +243,16 @@ def _claude_result(
     receipt_path: str | None = None
     if receipt_uuid is not None:
         env = spec.get("env") or {}
-        init_cwd = next((e.text("cwd") for e in outcome.events if e.kind == "init"), None)
-        transcript = transcript_path(
-            outcome.session_id,
-            cwd=init_cwd or spec.get("cwd"),
-            home=env.get("HOME") or os.environ.get("HOME"),
+        receipt_path = str(
+            write_outcome_receipt(
+                outcome,
+                prompt=sent,
+                receipt_uuid=receipt_uuid,
+                cwd=spec.get("cwd"),
+                home=env.get("HOME") or os.environ.get("HOME"),
+                reports_dir=reports_dir,
+            )
         )
-        receipt = new_receipt(
-            execution_id=execution_id,
-            uuid=receipt_uuid,
-            prompt=sent,
-            session_id=outcome.session_id,
-            transcript=transcript,
-            uuid_found=found,
-            state=outcome.state,
-        )
-        receipt_path = str(write_receipt(receipt, reports_dir))
     text = strip_marker(outcome.text, receipt_uuid) if receipt_uuid else outcome.text
     result = TaskResult(
         **{**outcome.result_fields(), "execution_id": execution_id},

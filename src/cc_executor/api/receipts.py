@@ -22,10 +22,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from cc_executor.api.events import TaskEvent
+
+if TYPE_CHECKING:
+    from cc_executor.api.result import RunOutcome
 
 __all__ = [
     "MARKER_PREFIX",
@@ -42,6 +46,7 @@ __all__ = [
     "transcript_path",
     "uuid_in",
     "verify",
+    "write_outcome_receipt",
     "write_receipt",
 ]
 
@@ -260,3 +265,28 @@ def new_receipt(
         state=state,
         created_at=time.time(),
     )
+
+
+def write_outcome_receipt(
+    outcome: RunOutcome,
+    *,
+    prompt: str,
+    receipt_uuid: str,
+    cwd: str | None,
+    home: str | None,
+    reports_dir: Path,
+) -> Path:
+    """Write the receipt of a finished Claude run (``prompt`` as sent). The transcript is looked
+    up where the CLI's own ``init`` event says it ran, else in ``cwd``."""
+    init_cwd = next((e.text("cwd") for e in outcome.events if e.kind == "init"), None)
+    transcript = transcript_path(outcome.session_id, cwd=init_cwd or cwd, home=home)
+    receipt = new_receipt(
+        execution_id=outcome.execution_id,
+        uuid=receipt_uuid,
+        prompt=prompt,
+        session_id=outcome.session_id,
+        transcript=transcript,
+        uuid_found=uuid_in(outcome.assistant_texts(), receipt_uuid),
+        state=outcome.state,
+    )
+    return write_receipt(receipt, reports_dir)

@@ -22,11 +22,9 @@ from cc_executor.api.events import TaskEvent
 from cc_executor.api.json_mode import JSON_INSTRUCTION, parse_json_answer, repair_prompt
 from cc_executor.api.receipts import (
     marker_instruction,
-    new_receipt,
     strip_marker,
-    transcript_path,
     uuid_in,
-    write_receipt,
+    write_outcome_receipt,
 )
 from cc_executor.api.report import write_report
 from cc_executor.api.result import RunOutcome, TaskResult, Validation, outcome_from_events
@@ -163,20 +161,14 @@ class _Task:
         )
 
     def write_receipt(self, outcome: RunOutcome, sent: str, receipt_uuid: str) -> Path:
-        init_cwd = next((e.text("cwd") for e in outcome.events if e.kind == "init"), None)
-        transcript = transcript_path(
-            outcome.session_id, cwd=init_cwd or self.config.cwd, home=self.config.home
-        )
-        receipt = new_receipt(
-            execution_id=outcome.execution_id,
-            uuid=receipt_uuid,
+        return write_outcome_receipt(
+            outcome,
             prompt=sent,
-            session_id=outcome.session_id,
-            transcript=transcript,
-            uuid_found=uuid_in(outcome.assistant_texts(), receipt_uuid),
-            state=outcome.state,
+            receipt_uuid=receipt_uuid,
+            cwd=self.config.cwd,
+            home=self.config.home,
+            reports_dir=self.config.reports_dir,
         )
-        return write_receipt(receipt, self.config.reports_dir)
 
     def result(
         self, outcome: RunOutcome, sent: str, receipt_uuid: str, receipt: Path

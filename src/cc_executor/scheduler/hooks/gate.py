@@ -77,7 +77,7 @@ class HookGate:
         return dict(self.runner.status())
 
     async def pre_execution(self, params: ExecuteParams) -> tuple[bool, str | None]:
-        if not self.runner.handles(HookEvent.PRE_EXECUTION):
+        if not self.runner.handles(HookEvent.PRE_EXECUTION, params.agent):
             return True, None  # the common case: nothing to build, nothing to await
         metadata = _json_dict(params.metadata)
         ctx = HookContext(
@@ -118,7 +118,8 @@ class HookGate:
         self, event: HookEvent, *, list_id: str, index: int, spec: Mapping[str, Any], **fields: Any
     ) -> tuple[bool, str | None]:
         """``pre_task`` (its outcome may block the task) or ``post_task``."""
-        if not self.runner.handles(event):
+        agent = _str(spec.get("agent"))
+        if not self.runner.handles(event, agent):
             return True, None
         ctx = HookContext(
             event=event,
@@ -127,7 +128,7 @@ class HookGate:
             command=_str(spec.get("command")),
             argv=list(spec["argv"]) if isinstance(spec.get("argv"), list) else None,
             prompt=_str(spec.get("prompt")),
-            agent=_str(spec.get("agent")),
+            agent=agent,
             cwd=_str(spec.get("cwd")),
             metadata=_json_dict(spec.get("metadata")),
             **fields,

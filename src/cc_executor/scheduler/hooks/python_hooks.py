@@ -270,12 +270,15 @@ def builtin_spec(
     name: str,
     func: Callable[[HookContext], object],
     events: tuple[HookEvent, ...],
+    *,
+    agents: tuple[str, ...] | None = None,
 ) -> HookSpec:
-    """A hook that ships with cc-executor (kind ``builtin``)."""
+    """A hook that ships with cc-executor (kind ``builtin``), for ``agents`` only if given."""
     return HookSpec(
         name=name,
         kind="builtin",
         events=events,
         invoke=python_invoker(func, name),
         source="builtin",
+        agents=agents,
     )

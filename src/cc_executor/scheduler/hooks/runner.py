@@ -17,15 +17,13 @@ the store, or the wire (``hook_status`` is this module's :meth:`HookRunner.statu
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -70,11 +68,6 @@ HOOKS_DIR_NAME = "hooks"  # default hooks dir: <state_dir>/hooks
 REPORTS_DIR_NAME = "reports"  # default reports dir: <state_dir>/reports (as the Python API)
 
 
-class _Any(enum.Enum):
-    AGENT = "any"
-
-
-ANY_AGENT: Final = _Any.AGENT  # handles(): whatever the execution's agent
 LAST_RUNS_KEPT = 100  # runs kept in memory for hook_status; the store keeps the history
 RECORD_TIMEOUT_S = 5.0  # a slow store must not hold an execution's start for long
 
@@ -91,9 +84,12 @@ def builtin_hooks(*, reports_dir: Path, home: str | None) -> list[HookSpec]:
     from cc_executor.scheduler.hooks.receipt import CLAUDE_AGENT, RECEIPT_HOOK_NAME, ReceiptHook
 
     receipt = ReceiptHook(reports_dir, home=home)
-    spec = builtin_spec(RECEIPT_HOOK_NAME, receipt, (HookEvent.POST_EXECUTION,))
     # Only Claude runs carry receipts: a plain command costs no thread and no hook-run record.
-    return [dataclasses.replace(spec, agents=(CLAUDE_AGENT,))]
+    return [
+        builtin_spec(
+            RECEIPT_HOOK_NAME, receipt, (HookEvent.POST_EXECUTION,), agents=(CLAUDE_AGENT,)
+        )
+    ]
 
 
 def _notification(run: HookRunRecord) -> str:
@@ -212,16 +208,10 @@ class HookRunner:
 
     # --- running -------------------------------------------------------------------------------
 
-    def handles(
-        self, event: HookEvent, agent: str | Literal[_Any.AGENT] | None = ANY_AGENT
-    ) -> bool:
-        """True when running ``event`` (for an execution of ``agent``, when given) would run any
-        hook: callers skip building a context otherwise."""
-        if not self.enabled:
-            return False
-        if agent is ANY_AGENT:
-            return any(event in spec.events for spec in self._hooks)
-        return any(spec.applies(event, agent) for spec in self._hooks)
+    def handles(self, event: HookEvent, agent: str | None) -> bool:
+        """True when running ``event`` for an execution of ``agent`` would run any hook: callers
+        skip building a context otherwise."""
+        return self.enabled and any(spec.applies(event, agent) for spec in self._hooks)
 
     async def run(self, event: HookEvent | str, ctx: HookContext) -> HookOutcome:
         """Run every hook of ``event`` in registration order; see :class:`HookOutcome`.

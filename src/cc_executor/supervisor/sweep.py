@@ -77,14 +77,10 @@ def pid_floor(leader_pid: int, spawned_at: float) -> int | None:
     way round (``MAX_FORKS_PER_S``); otherwise, or when the files cannot be read, ``None``: scan
     everything.
     """
-    try:
-        last_pid = int(_read_proc_file(_LAST_PID_FILE, 64) or b"")
-        pid_max = int(_read_proc_file(_PID_MAX_FILE, 64) or b"")
-    except ValueError:
-        return None
-    if last_pid < leader_pid:
-        return None  # wrapped since the spawn
-    if time.monotonic() - spawned_at >= (pid_max - _RESERVED_PIDS) / MAX_FORKS_PER_S:
+    mark = _pid_mark()
+    if mark is None or mark.last_pid < leader_pid:
+        return None  # unreadable, or wrapped since the spawn
+    if mark.at - spawned_at >= mark.wrap_s:
         return None  # could have wrapped all the way round
     return leader_pid
 

@@ -15,7 +15,6 @@ from cc_executor.supervisor.heap import HeapTrimmer, heap_trimmer
 from cc_executor.supervisor.process import ProcessGroup
 
 SHORT_DELAY_S = 0.01
-SETTLE_S = 0.2  # many times the delay: a trim that was going to run has run
 
 
 @pytest.fixture
@@ -38,12 +37,15 @@ async def test_trims_once_after_the_last_group_closed_and_never_while_one_is_ope
     trimmer.opened()
     trimmer.opened()
     trimmer.closed()  # one group still open
-    await asyncio.sleep(SETTLE_S)
+    first = trimmer._timer
+    assert first is not None
+    # The timer fires while a group is open: it looks again later instead of trimming.
+    await poll_until(lambda: trimmer._timer is not first, timeout=WAIT_S, what="timer fired")
     assert trims == []
+    assert trimmer._timer is not None
     trimmer.closed()
     await poll_until(lambda: trims == [0], timeout=WAIT_S, what="one trim")
-    await asyncio.sleep(SETTLE_S)
-    assert trims == [0]  # nothing closed since: no second trim
+    assert trimmer._timer is None  # nothing closed since: nothing scheduled, no second trim
     assert trimmer.trims == 1
 
 

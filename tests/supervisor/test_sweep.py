@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from tests.polling import poll_until
@@ -227,9 +228,9 @@ async def test_a_sweep_stops_after_one_pass_when_no_pid_was_handed_out_since(
 
     looked: list[frozenset[str]] = []
 
-    def unsettled(listed: frozenset[str]) -> bool:
+    def unsettled(listed: frozenset[str]) -> tuple[bool, list[int]]:
         looked.append(listed)
-        return False
+        return False, []
 
     monkeypatch.setattr(sweep_module, "_pid_mark", mark)
     monkeypatch.setattr(sweep_module, "_unsettled", unsettled)
@@ -265,3 +266,45 @@ async def test_no_scan_at_all_when_no_pid_was_handed_out_after_the_leader(
         # A snapshot to kill, or a counter past the floor, and the sweep looks as before.
         with pytest.raises(AssertionError, match="scanned"):
             await sweep(uuid.uuid4().hex, floor=4241)
+
+
+def _stat(pid: int, state: str, flags: int) -> bytes:
+    return f"{pid} (name with) spaces) {state} 1 {pid} {pid} 0 -1 {flags} 0 0 0 0\n".encode()
+
+
+def test_unread_processes_are_told_apart_by_their_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What read an empty environ: a zombie and a kernel thread are settled for good, a process
+    # in the middle of exiting is only waited for (it closes its pipes before it is a zombie),
+    # anything else (a process mid-exec) is read again.
+    stats = {
+        101: _stat(101, "Z", 0),
+        102: _stat(102, "S", sweep_module._PF_KTHREAD),
+        103: _stat(103, "R", sweep_module._PF_EXITING),
+        104: _stat(104, "R", 0),
+    }
+    for pid, line in stats.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_bytes(line)
+    monkeypatch.setattr(sweep_module, "_PROC", str(tmp_path))
+    assert sweep_module._unsettled(frozenset({"104"})) == (False, [103])
+    assert sweep_module._unsettled(frozenset()) == (True, [103])
+
+
+def test_an_exiting_process_whose_environ_is_gone_is_left_to_wait_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed with its group, a process loses its memory (environ unreadable) and closes its
+    # pipes before it is a zombie. A failed read is settled for another user's process, but an
+    # exiting one goes to `unread`, so the sweep waits for it rather than reporting it gone.
+    for pid, line in {
+        105: _stat(105, "R", sweep_module._PF_EXITING),
+        106: _stat(106, "S", 0),
+    }.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_bytes(line)  # no environ file: the read fails
+    monkeypatch.setattr(sweep_module, "_PROC", str(tmp_path))
+    unread: set[str] = set()
+    assert sweep_module._scan_marked(frozenset({b"m1"}), ["105", "106"], unread) == {}
+    assert unread == {"105"}

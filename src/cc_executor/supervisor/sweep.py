@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import psutil
 from loguru import logger
@@ -54,6 +55,7 @@ _RESERVED_PIDS = 300  # the allocator restarts here after wrapping at pid_max
 # PF_KTHREAD in the flags field (9th) of /proc/<pid>/stat: a kernel thread. It has no user memory,
 # so its environ always reads empty; it can never carry a marker nor descend from a child.
 _PF_KTHREAD = 0x00200000
+_PF_EXITING = 0x00000004  # PF_EXITING: the process is in do_exit (its memory may be gone already)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -156,7 +158,11 @@ def _scan_marked(
             continue
         data = _read_proc_file(f"{_PROC}/{name}/environ", _ENVIRON_READ)
         if data is None:
-            continue  # gone, or another user's (EACCES): never one we could find by marker
+            # Gone, or another user's (EACCES): never one we could find by marker. Or in the
+            # middle of exiting (its memory is gone): then it is left for _unsettled to wait for.
+            if unread is not None and _exiting(name):
+                unread.add(name)
+            continue
         if not data:
             if unread is not None:
                 unread.add(name)  # empty: a zombie, a kernel thread, or a process mid-exec
@@ -510,7 +516,14 @@ async def sweep(
         if not targets:
             if mark is not None and mark.unchanged():
                 break  # every candidate was read and nothing was created since: all settled
-            if listed is None or not _unsettled(listed):
+            if listed is None:
+                break
+            unsettled, exiting = _unsettled(listed)
+            if exiting:
+                # Killed with the group (or otherwise dying): its environ is gone already, and
+                # it closes its pipes before it is a zombie. Done only once it is.
+                await _wait_gone(exiting, wait_s)
+            if not unsettled:
                 break
             continue  # something read empty (mid-exec?): read it again next round
         killed += len(targets)
@@ -536,27 +549,35 @@ async def _kill_and_wait(targets: list[psutil.Process], wait_s: float) -> None:
         await asyncio.to_thread(psutil.wait_procs, no_fd, timeout=wait_s)
 
 
-def _unsettled(listed: frozenset[str]) -> bool:
-    """True when a live, non-zombie process was not read by the passes so far.
+def _unsettled(listed: frozenset[str]) -> tuple[bool, list[int]]:
+    """Whether a live process was not read by the passes so far, and the pids of the exiting
+    ones among those not read (to wait for, not to read again).
 
     A process caught in the middle of ``exec`` reads an empty environ: it may still carry the
     marker once exec is done, so the sweep reads it again instead of declaring the tree gone.
-    Zombies read empty forever and run no code: they are settled.
+    Zombies read empty forever and run no code: they are settled. So does a process in the
+    middle of exiting, which can no longer fork nor gain a marker: it is only waited for.
     """
     me = str(os.getpid())
+    unsettled = False
+    exiting: list[int] = []
     for name in os.listdir(_PROC):
         if not name.isdigit() or name in listed or name == me:
             continue
         stat = _read_proc_file(f"{_PROC}/{name}/stat", _STAT_READ)
         if stat is None:
             continue  # gone
-        if not _zombie_or_kernel_thread(stat):
-            return True
-    return False
+        kind = _stat_kind(stat)
+        if kind == "exiting":
+            exiting.append(int(name))
+        elif kind == "running":
+            unsettled = True
+    return unsettled, exiting
 
 
-def _zombie_or_kernel_thread(stat: bytes) -> bool:
-    """Whether a ``/proc/<pid>/stat`` line is a zombie's or a kernel thread's: settled for good.
+def _stat_kind(stat: bytes) -> Literal["settled", "exiting", "running"]:
+    """What a ``/proc/<pid>/stat`` line says for the sweep: ``settled`` for a zombie or a kernel
+    thread (for good), ``exiting`` for a process past ``PF_EXITING``, else ``running``.
 
     Kernel threads (``kworker``s come and go all the time, with fresh pids above any floor) read
     an empty environ forever; without this check every sweep ran all ``SWEEP_MAX_ROUNDS`` rounds
@@ -565,8 +586,27 @@ def _zombie_or_kernel_thread(stat: bytes) -> bool:
     # "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and ")".
     fields = stat[stat.rfind(b")") + 2 :].split(b" ", 7)
     if fields[0] == b"Z":
-        return True
+        return "settled"
     try:
-        return len(fields) > 6 and bool(int(fields[6]) & _PF_KTHREAD)
+        flags = int(fields[6]) if len(fields) > 6 else 0
     except ValueError:
-        return False
+        return "running"
+    if flags & _PF_KTHREAD:
+        return "settled"
+    return "exiting" if flags & _PF_EXITING else "running"
+
+
+def _exiting(name: str) -> bool:
+    stat = _read_proc_file(f"{_PROC}/{name}/stat", _STAT_READ)
+    return stat is not None and _stat_kind(stat) == "exiting"
+
+
+async def _wait_gone(pids: list[int], wait_s: float) -> None:
+    """Wait (at most ``wait_s``) until these processes have exited; signals none of them."""
+    fds: list[int] = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except (OSError, AttributeError):  # gone already, or no pidfds here: nothing to wait on
+            continue
+    await _wait_pidfds(fds, wait_s)

@@ -200,3 +200,58 @@ async def test_output_pipes_are_widened() -> None:
             await group.wait()
         await group.kill_all()
         group.close()
+
+
+async def test_live_leaders_are_known_to_the_sweep_until_reaped() -> None:
+    # While a leader lives (and so keeps its pid), a sweep knows its marker without reading its
+    # environ; once it is reaped its pid may be reused, so it must be read like any process.
+    collector = Collector(b"\n")
+    group = await spawn(["/bin/sh", "-c", "echo up; exec sleep 30"], collector)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await collector.seen.wait()
+        assert sweep_module._LEADERS[group.pid] == group.marker.encode()
+        group.signal_group(signal.SIGKILL)
+        async with asyncio.timeout(WAIT_S):
+            await group.wait()
+        assert group.pid not in sweep_module._LEADERS
+    finally:
+        group.close()
+    assert group.pid not in sweep_module._LEADERS
+
+
+async def test_sweep_reads_no_live_leader_of_another_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20 other executions are alive: sweeping one that ended must not read their environs
+    # (a pass used to cost one read per live execution), and must still find what escaped.
+    others = [await spawn(["sleep", "30"], Collector()) for _ in range(20)]
+    collector = Collector()
+    group = await spawn(
+        ["/bin/sh", "-c", "setsid sleep 30 >/dev/null 2>&1 & echo ready"], collector
+    )
+    read: list[int] = []
+    real_read = sweep_module._read_proc_file
+
+    def counting(path: str, size: int) -> bytes | None:
+        if path.endswith("/environ"):
+            read.append(int(path.split("/")[-2]))
+        return real_read(path, size)
+
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await collector.seen.wait()
+            await group.wait()
+            monkeypatch.setattr(sweep_module, "_read_proc_file", counting)
+            assert await sweep_module.sweep(group.marker) == 1
+            monkeypatch.undo()
+        assert marked_alive(group.marker) == []
+        assert read  # it did read the other processes
+        assert not {other.pid for other in others} & set(read)
+        assert all(alive(other.pid) for other in others)
+    finally:
+        for proc in (group, *others):
+            proc.signal_group(signal.SIGKILL)
+            async with asyncio.timeout(WAIT_S):
+                await proc.wait()
+            proc.close()

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -89,11 +90,15 @@ async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
     passes: list[frozenset[bytes]] = []
     real_scan = sweep_module._scan_all
 
-    def slow_scan(markers: frozenset[bytes], floor: int | None = None) -> sweep_module._Listing:
+    def slow_scan(
+        markers: frozenset[bytes],
+        floor: int | None = None,
+        leaders: Mapping[int, bytes] | None = None,
+    ) -> sweep_module._Listing:
         passes.append(markers)
         started.set()
         release.wait(WAIT_S)
-        return real_scan(markers, floor)
+        return real_scan(markers, floor, leaders)
 
     monkeypatch.setattr(sweep_module, "_scan_all", slow_scan)
     sweeper_ = Sweeper(threaded=True)

@@ -197,7 +197,11 @@ def _resolve_execution_id(conn: Connection, execution_id: str | None) -> str:
 
 
 async def _execute(conn: Connection, params: ExecuteParams) -> dict[str, Any]:
-    if params.execution_id is None or conn.service.live(params.execution_id) is None:
+    if (params.execution_id is None or conn.service.live(params.execution_id) is None) and len(
+        conn.started
+    ) >= conn.max_executions:
+        # ``started`` holds every live one (and some finished): only when it is that full can
+        # the limit be reached, so the O(live) count is not paid on every execute.
         running = len(conn.live_started())
         if running >= conn.max_executions:
             raise LimitReached(

@@ -36,6 +36,8 @@ from cc_executor.supervisor.sweep import (
     MARKER_ENV,
     descendants,
     kill_marked_processes,
+    leader_gone,
+    leader_spawned,
     pid_floor,
     sweep,
 )
@@ -146,6 +148,10 @@ class ProcessGroup:
         self._closed = False
         self._trimmer = heap_trimmer()
         self._trimmer.opened()
+        leader_spawned(pid, marker)
+        # Reaped by then (the loop's child watcher reports an exit after waitpid): the pid may
+        # be handed out again, so sweeps must read it like any other process from now on.
+        protocol.exited.add_done_callback(lambda _: leader_gone(pid))
 
     @classmethod
     async def spawn(
@@ -299,6 +305,7 @@ class ProcessGroup:
         session: no signal goes to it after this.
         """
         self._transport.close()
+        leader_gone(self.pid)
         self._group_gone = True
         if not self._closed:
             self._closed = True

@@ -7,7 +7,9 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
+import psutil
 import pytest
 from tests.supervisor.probes import (
     alive,
@@ -329,3 +331,24 @@ async def test_pipe_held_by_an_unfindable_process_is_reported(
     finally:
         for pid in pids(b"pid " + output(execution), "pid"):
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_cancel_sends_sigterm_to_what_left_the_group_too(
+    supervisor: Supervisor, program: Program, tmp_path: Path
+) -> None:
+    # A grandchild that left both the group and the tree is only found by its marker. It gets
+    # the group's SIGTERM (a chance to end cleanly) while the group dies, not only the sweep's
+    # SIGKILL after it.
+    target = tmp_path / "got"
+    execution = await supervisor.execute(
+        ExecutionSpec(argv=program("graceful_escapee.py", str(target)))
+    )
+    stdout = await wait_for_output(execution, b"ready\n")
+    [escaped] = pids(stdout, "escaped")
+    assert escaped not in {p.pid for p in psutil.Process(execution.pid).children(recursive=True)}
+    await supervisor.cancel(execution.id)
+    done = await finished(execution)
+    assert done["status"] == "canceled"
+    assert target.read_text() == "term"
+    assert not alive(escaped)
+    assert marked_alive(execution.id) == []

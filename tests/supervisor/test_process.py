@@ -175,8 +175,8 @@ async def test_descendants_from_children_files_match_the_stat_scan() -> None:
         async with asyncio.timeout(WAIT_S):
             await collector.seen.wait()
         await eventually(lambda: len(group.descendants()) >= 4, "tree up")
-        via_children = {p.pid for p in sweep_module._descendants_procfs(group.pid)}
-        via_stat = {p.pid for p in sweep_module._descendants_procfs_stat(group.pid)}
+        via_children = set(sweep_module._descendants_procfs(group.pid))
+        via_stat = set(sweep_module._descendants_procfs_stat(group.pid))
         assert via_children == via_stat
         assert len(via_children) >= 4
     finally:

@@ -233,7 +233,7 @@ async def test_a_sweep_stops_after_one_pass_when_no_pid_was_handed_out_since(
 
     looked: list[frozenset[str]] = []
 
-    def unsettled(listed: frozenset[str]) -> tuple[bool, list[int]]:
+    def unsettled(listed: frozenset[str], floor: int | None = None) -> tuple[bool, list[int]]:
         looked.append(listed)
         return False, []
 
@@ -313,3 +313,62 @@ def test_an_exiting_process_whose_environ_is_gone_is_left_to_wait_for(
     unread: set[str] = set()
     assert sweep_module._scan_marked(frozenset({b"m1"}), ["105", "106"], unread) == {}
     assert unread == {"105"}
+
+
+def test_a_pass_just_above_its_floor_opens_each_new_pid_instead_of_listing_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few pids were handed out since the floor: each is opened directly (a missing one fails at
+    # once) and /proc is not listed. Far above the floor, /proc is listed as before.
+    for pid, environ in {
+        101: b"A=1\0",
+        103: b"\0".join([b"B=2", MARKER_ENV.encode() + b"=m1"]),
+    }.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "environ").write_bytes(environ)
+    monkeypatch.setattr(sweep_module, "_PROC", str(tmp_path))
+    last = 104
+    monkeypatch.setattr(
+        sweep_module, "_pid_mark", lambda: sweep_module._PidMark(last, time.monotonic(), 10.0)
+    )
+    listings: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listings.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(sweep_module.os, "listdir", listdir)
+    found, settled, mark = sweep_module._scan_all(frozenset({b"m1"}), floor=100)
+    assert found == {b"m1": [103]}
+    assert settled == {"101", "102", "103", "104"}  # 102 and 104 do not exist: nothing to find
+    assert mark is not None
+    assert listings == []
+    last = 100 + sweep_module.RANGE_PROBE_MAX + 1
+    found, _, _ = sweep_module._scan_all(frozenset({b"m1"}), floor=100)
+    assert found == {b"m1": [103]}
+    assert listings == [str(tmp_path)]
+
+
+async def test_pinned_processes_are_killed_by_their_pidfd_even_without_a_marker() -> None:
+    # The tree snapshot of a cancel is pinned: a process in it that carries no marker (it
+    # cleared its environment) is still killed by the sweep, and waited for.
+    proc = await asyncio.create_subprocess_exec("env", "-i", "sleep", "30")
+    try:
+        await poll_until(lambda: _exe(proc.pid) == "sleep", timeout=WAIT_S, what="exec'd sleep")
+        pinned = sweep_module.Pinned([proc.pid])
+        async with asyncio.timeout(WAIT_S):
+            assert await sweep(uuid.uuid4().hex, pinned=pinned) == 1
+            assert await proc.wait() == -signal.SIGKILL
+        assert pinned.take() == ({}, [])  # the sweep took the pidfds over (and closed them)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def _exe(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

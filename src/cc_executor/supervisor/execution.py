@@ -594,6 +594,15 @@ class Execution:
         )
         self.log.close()
         self._done.set()
+        if self._on_finished is not None:
+            self._on_finished(self)
+        try:
+            # After the followers just woken have sent process.completed (~50 us a line).
+            asyncio.get_running_loop().call_soon(self._log_end)
+        except RuntimeError:  # no loop running (a synchronous last resort): log now
+            self._log_end()
+
+    def _log_end(self) -> None:
         logger.info(
             "execution {} {} exit_code={} signal={} reason={}",
             self.id,
@@ -602,8 +611,6 @@ class Execution:
             self.signal,
             self.reason,
         )
-        if self._on_finished is not None:
-            self._on_finished(self)
 
     def _flush_output(self) -> None:
         """Close open lines of both streams (end of an attempt, end of the execution)."""
@@ -649,10 +656,9 @@ class Execution:
         self._set_state(_S.CANCELED, ControlType.CANCEL)
         self.reason = reason
         if self._group is not None:
+            self._group.begin_terminate()  # SIGTERM + SIGCONT first; run() does the rest
             self._cancel_logged = True
             self.log.append(Notification.PROCESS_CANCELED, {})
-            self._group.signal_group(signal.SIGTERM)
-            self._group.signal_group(signal.SIGCONT)  # a paused group must wake to act on TERM
         self._stop.set()
 
     async def write_input(self, data: bytes, *, eof: bool = False) -> int:

@@ -34,11 +34,16 @@ from loguru import logger
 from cc_executor.supervisor.heap import heap_trimmer
 from cc_executor.supervisor.sweep import (
     MARKER_ENV,
+    EarlyPass,
+    Pinned,
+    descendant_pids,
     descendants,
+    early_pass,
     kill_marked_processes,
     leader_gone,
     leader_spawned,
     pid_floor,
+    signal_outside_group,
     sweep,
 )
 
@@ -146,6 +151,10 @@ class ProcessGroup:
         self.spawned_at = time.monotonic()
         self._group_gone = False
         self._closed = False
+        # Set by begin_terminate: the tree as it was before the SIGTERM, and the marker pass
+        # run while the group dies (for the sweep after it).
+        self._snapshot: Pinned | None = None
+        self._early: EarlyPass | None = None
         self._trimmer = heap_trimmer()
         self._trimmer.opened()
         leader_spawned(pid, marker)
@@ -261,6 +270,35 @@ class ProcessGroup:
         """A snapshot of the leader's process tree (empty once the leader is gone)."""
         return descendants(self.pid)
 
+    def begin_terminate(self) -> None:
+        """SIGTERM + SIGCONT to the group now, and start looking for what left it.
+
+        Synchronous, so a cancel signals the group the moment it is asked, not a few loop turns
+        later. Idempotent: the group gets one SIGTERM however often it is called (a second one
+        makes some programs skip their graceful exit).
+        """
+        if self._snapshot is not None:
+            return
+        # Listed before any signal: afterwards the leader may be gone and its children
+        # reparented, leaving nothing to tell us a double-forked grandchild (that also cleared
+        # its env) was ours. Pinned (pidfds) only after the signals: the group is dying
+        # meanwhile, and each signalled process takes about a millisecond to be gone.
+        tree = descendant_pids(self.pid)
+        self.signal_group(signal.SIGTERM)
+        # A stopped (paused) group cannot act on TERM until continued. CONT comes second so the
+        # TERM is already pending when it wakes: it runs no more of its own work first.
+        self.signal_group(signal.SIGCONT)
+        # What left the group but is still in the tree (``setsid``) gets the same signals now;
+        # what also left the tree is found by its marker (the early pass), while the group dies.
+        signalled = signal_outside_group(tree, self.pgid, signal.SIGTERM, signal.SIGCONT)
+        if not self._group_gone:
+            self._early = early_pass(self.marker, pid_floor(self.pid, self.spawned_at))
+        if self._early is not None:
+            signal_outside_group(
+                self._early.found[0], self.pgid, signal.SIGTERM, signal.SIGCONT, skip=signalled
+            )
+        self._snapshot = Pinned(tree)
+
     async def terminate(self, grace_s: float = TERMINATE_GRACE_S) -> None:
         """TERM -> CONT -> wait ``grace_s`` for the leader -> KILL the group -> sweep.
 
@@ -268,15 +306,8 @@ class ProcessGroup:
         synchronously before the cancellation propagates, so nothing outlives a cancelled caller
         and nothing hangs.
         """
-        # Taken before any signal: afterwards the leader may be gone and its children
-        # reparented, leaving nothing to tell us a double-forked grandchild (that also cleared
-        # its env) was ours.
-        snapshot = self.descendants()
+        self.begin_terminate()
         try:
-            self.signal_group(signal.SIGTERM)
-            # A stopped (paused) group cannot act on TERM until continued. CONT comes second so the
-            # TERM is already pending when it wakes: it runs no more of its own work first.
-            self.signal_group(signal.SIGCONT)
             if not self.exited:
                 try:
                     async with asyncio.timeout(grace_s):
@@ -284,18 +315,31 @@ class ProcessGroup:
                 except TimeoutError:
                     logger.info("pgid {} ignored SIGTERM for {}s; killing", self.pgid, grace_s)
         except asyncio.CancelledError:
-            self.kill_now(snapshot)
+            self.kill_now()
             raise
-        await self.kill_all(snapshot)
+        await self.kill_all()
 
     async def kill_all(self, extra: Iterable[psutil.Process] = ()) -> None:
-        """SIGKILL the group, then sweep escaped descendants (marker + ``extra``), bounded."""
+        """SIGKILL the group, then sweep escaped descendants (marker + ``extra``), bounded.
+
+        After :meth:`begin_terminate`, its snapshot joins ``extra`` and its early pass serves as
+        the sweep's first.
+        """
         self.signal_group(signal.SIGKILL)
-        await sweep(self.marker, extra=extra, floor=pid_floor(self.pid, self.spawned_at))
+        early, self._early = self._early, None
+        await sweep(
+            self.marker,
+            extra=extra,
+            floor=pid_floor(self.pid, self.spawned_at),
+            prior=early,
+            pinned=self._snapshot,
+        )
 
     def kill_now(self, extra: Iterable[psutil.Process] = ()) -> None:
         """Synchronous last resort (cancellation, shutdown): SIGKILL all, wait for nothing."""
         self.signal_group(signal.SIGKILL)
+        if self._snapshot is not None:
+            self._snapshot.kill_now()
         kill_marked_processes(self.marker, extra=extra)
 
     def close(self) -> None:
@@ -305,6 +349,8 @@ class ProcessGroup:
         session: no signal goes to it after this.
         """
         self._transport.close()
+        if self._snapshot is not None:
+            self._snapshot.close()
         leader_gone(self.pid)
         self._group_gone = True
         if not self._closed:

@@ -372,3 +372,23 @@ def _exe(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def test_an_early_pass_counts_the_walked_tree_as_found_without_reading_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The tree a cancel just walked is the execution's own whatever its environ says: the early
+    # pass counts it as found and reads only the other pids above the floor.
+    read: list[str] = []
+
+    def reading(path: str, size: int) -> bytes | None:
+        read.append(path)
+        return None
+
+    monkeypatch.setattr(sweep_module, "_read_proc_file", reading)
+    monkeypatch.setattr(sweep_module, "_pid_mark", lambda: sweep_module._PidMark(105, 0.0, 10.0))
+    found = Sweeper().pass_now("m1", floor=100, ours=[101, 103])
+    assert found is not None
+    assert sorted(found[0]) == [101, 103]
+    environs = sorted(path.split("/")[-2] for path in read if path.endswith("/environ"))
+    assert environs == ["102", "104", "105"]

@@ -290,12 +290,12 @@ class ProcessGroup:
         self.signal_group(signal.SIGCONT)
         # What left the group but is still in the tree (``setsid``) gets the same signals now;
         # what also left the tree is found by its marker (the early pass), while the group dies.
-        signalled = signal_outside_group(tree, self.pgid, signal.SIGTERM, signal.SIGCONT)
+        signal_outside_group(tree, self.pgid, signal.SIGTERM, signal.SIGCONT)
         if not self._group_gone:
-            self._early = early_pass(self.marker, pid_floor(self.pid, self.spawned_at))
+            self._early = early_pass(self.marker, pid_floor(self.pid, self.spawned_at), tree)
         if self._early is not None:
             signal_outside_group(
-                self._early.found[0], self.pgid, signal.SIGTERM, signal.SIGCONT, skip=signalled
+                self._early.found[0], self.pgid, signal.SIGTERM, signal.SIGCONT, skip=set(tree)
             )
         self._snapshot = Pinned(tree)
 

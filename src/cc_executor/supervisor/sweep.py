@@ -386,9 +386,12 @@ class Sweeper:
         self._runner: asyncio.Task[None] | None = None
         self.scans = 0  # passes run so far (tests and benchmarks read it)
 
-    def pass_now(self, marker: str, floor: int | None = None) -> _Found | None:
+    def pass_now(
+        self, marker: str, floor: int | None = None, ours: Iterable[int] = ()
+    ) -> _Found | None:
         """A pass for ``marker`` alone, on the loop, now (:func:`early_pass`); None while such
         passes are not cheap: for ``EARLY_RETRY_S`` after one took over ``EARLY_PASS_MAX_S``.
+        ``ours``: pids known to be this execution's (its walked tree), counted without a read.
 
         Timed apart from the shared passes: those often read processes in the middle of exiting,
         which is several times slower than reading a tree at rest.
@@ -396,7 +399,10 @@ class Sweeper:
         if self._threaded is True or time.monotonic() < self._early_retry_at:
             return None
         key = os.fsencode(marker)
-        listing, cost = _timed_scan_all(frozenset((key,)), floor, _LEADERS)
+        known: Mapping[int, bytes] = _LEADERS
+        if ours:
+            known = {**_LEADERS, **dict.fromkeys(ours, key)}
+        listing, cost = _timed_scan_all(frozenset((key,)), floor, known)
         self.scans += 1
         if cost > self.EARLY_PASS_MAX_S:
             self._early_retry_at = time.monotonic() + self.EARLY_RETRY_S
@@ -487,7 +493,7 @@ class EarlyPass:
         return time.monotonic() - self.began < self.wrap_s
 
 
-def early_pass(marker: str, floor: int | None) -> EarlyPass | None:
+def early_pass(marker: str, floor: int | None, ours: Iterable[int] = ()) -> EarlyPass | None:
     """The first pass of a cancel's sweep, run on the loop right after the group is signalled.
 
     The sweep after the group is gone has to find what left the group (``setsid``, double
@@ -498,14 +504,15 @@ def early_pass(marker: str, floor: int | None) -> EarlyPass | None:
     sweep takes this pass as its first round while it is fresh; processes created after its
     listing are found by the rounds after it, as usual. ``None`` when there is nothing to do
     (no ``/proc``, or no pid handed out since the leader's, ``floor``) or when passes are not
-    cheap now (the sweep after the group does one, shared, as before).
+    cheap now (the sweep after the group does one, shared, as before). ``ours`` (the tree just
+    walked) are this execution's whatever their environ says: not read, counted as found.
     """
     if not _HAS_PROC:
         return None
     now = _pid_mark()
     if now is None or (floor is not None and now.last_pid == floor):
         return None
-    found = sweeper().pass_now(marker, floor)
+    found = sweeper().pass_now(marker, floor, ours)
     if found is None:
         return None
     return EarlyPass(found, now.at, now.wrap_s)

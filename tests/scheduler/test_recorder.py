@@ -40,6 +40,10 @@ class FlakyStore:
         assert record.last_seq <= max(stored, default=0), "record ahead of its events"
         self.records.append(record)
 
+    async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        for record in records:
+            await self.put_execution(record)
+
 
 async def test_a_failing_store_delays_but_loses_nothing(monkeypatch: Any) -> None:
     monkeypatch.setattr("cc_executor.scheduler.recorder.STORE_RETRY_S", 0.01)

@@ -34,6 +34,10 @@ class MemoryStore:
         assert record.last_seq <= max(stored, default=0), "record ahead of its events"
         self.records.append(record)
 
+    async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        for record in records:
+            await self.put_execution(record)
+
     def newest(self, execution_id: str) -> ExecutionRecord | None:
         mine = [r for r in self.records if r.execution_id == execution_id]
         return mine[-1] if mine else None

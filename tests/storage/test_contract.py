@@ -85,6 +85,22 @@ async def test_put_and_get_round_trip_every_field(store: Store) -> None:
     assert await store.get_execution("minimal") == minimal
 
 
+async def test_put_many_upserts_each_in_order_across_statement_slices(store: Store) -> None:
+    # More records than one multi-row statement holds, one of them twice (the later wins),
+    # and the hostile id: each comes back exactly as the last put of it.
+    records = [execution(f"e{i:02d}", "running", created_at=float(i)) for i in range(40)]
+    records.append(full_execution(HOSTILE_ID))
+    records.append(execution("e07", "completed", exit_code=0, created_at=7.0))
+    await store.put_executions(records)
+    await store.put_executions([])
+    assert await store.count_executions() == 41
+    assert await store.get_execution(HOSTILE_ID) == full_execution(HOSTILE_ID)
+    got = await store.get_execution("e07")
+    assert got is not None
+    assert (got.state, got.exit_code) == ("completed", 0)
+    assert await store.count_executions(states=["running"]) == 40  # 39 + the hostile one
+
+
 async def test_put_is_an_upsert_that_moves_between_states(store: Store) -> None:
     await store.put_execution(execution("a", "running", task_list_id="L1"))
     await store.put_execution(execution("a", "completed", exit_code=0, task_list_id="L2"))

@@ -267,6 +267,35 @@ class StoreRecorder:
                         await asyncio.Event().wait()
 
     async def _write_round(self) -> None:
+        events, size, touched = self._gather()
+        # A full batch left events behind: the next round starts at once instead of after the
+        # round interval, or output faster than one batch per interval would outrun the store.
+        self._backlog = size >= self._batch_bytes
+        # A failure below leaves every execution dirty and _persisted unchanged: the next round
+        # writes the same events again (idempotent per seq), so nothing is lost.
+        if events:
+            await self.store.append_events(events)
+        now = time.monotonic()
+        due: list[tuple[Execution, int]] = []
+        for execution, seq in touched:
+            execution.log.mark_durable(seq)  # memory may now drop them without a spool write
+            if self._hold_back(execution, seq, now):
+                # Output only, and its record was written moments ago: the events are stored,
+                # the record follows when its interval is up (_write_stale) or at drain().
+                self._persisted[execution.id] = seq
+                self._record_stale[execution.id] = None
+            else:
+                due.append((execution, seq))
+        await self._put(due)  # every record of the round in one store round trip
+        for execution, seq in touched:
+            if seq >= execution.log.last_seq:  # nothing new arrived during the awaits
+                self._dirty.pop(execution.id, None)
+                if execution.finished and execution.id not in self._record_stale:
+                    await self._finished(execution)
+
+    def _gather(self) -> tuple[list[StoredEvent], int, list[tuple[Execution, int]]]:
+        """The events of this round (up to the batch size), their bytes, and per execution the
+        last seq taken."""
         events: list[StoredEvent] = []
         size = 0
         touched: list[tuple[Execution, int]] = []
@@ -295,27 +324,7 @@ class StoreRecorder:
             touched.append((execution, seq))
             if size >= self._batch_bytes:
                 break
-        # A full batch left events behind: the next round starts at once instead of after the
-        # round interval, or output faster than one batch per interval would outrun the store.
-        self._backlog = size >= self._batch_bytes
-        # A failure below leaves every execution dirty and _persisted unchanged: the next round
-        # writes the same events again (idempotent per seq), so nothing is lost.
-        if events:
-            await self.store.append_events(events)
-        now = time.monotonic()
-        for execution, seq in touched:
-            execution.log.mark_durable(seq)  # memory may now drop them without a spool write
-            if self._hold_back(execution, seq, now):
-                # Output only, and its record was written moments ago: the events are stored,
-                # the record follows when its interval is up (_write_stale) or at drain().
-                self._persisted[execution.id] = seq
-                self._record_stale[execution.id] = None
-            else:
-                await self._put(execution, seq)
-            if seq >= execution.log.last_seq:  # nothing new arrived during the awaits
-                self._dirty.pop(execution.id, None)
-                if execution.finished and execution.id not in self._record_stale:
-                    await self._finished(execution)
+        return events, size, touched
 
     def _hold_back(self, execution: Execution, seq: int, now: float) -> bool:
         """Whether this round may skip the record: same state, not final, written recently."""
@@ -350,6 +359,7 @@ class StoreRecorder:
     async def _write_stale(self) -> None:
         """Write the held-back records that are due (all of them when draining)."""
         now = time.monotonic()
+        due: list[tuple[Execution, int]] = []
         for execution_id in list(self._record_stale):
             execution = self._tracked.get(execution_id)
             if execution is None:
@@ -357,20 +367,27 @@ class StoreRecorder:
                 continue
             written = self._record_written.get(execution_id, 0.0)
             if self._draining or now - written >= self._record_interval_s:
-                await self._put(execution, self._persisted.get(execution_id, 0))
+                due.append((execution, self._persisted.get(execution_id, 0)))
+        await self._put(due)
 
-    async def _put(self, execution: Execution, seq: int) -> None:
-        """Upsert the record claiming events up to ``seq`` (stored already); report a new state."""
-        await self.store.put_execution(record_of(execution, last_seq=seq, owner=self.owner))
-        self._persisted[execution.id] = seq
-        self._record_written[execution.id] = time.monotonic()
-        self._record_stale.pop(execution.id, None)
-        state = execution.state.value
-        previous = self._states.get(execution.id)
-        if state != previous:
-            self._states[execution.id] = state
-            if self._on_state is not None:
-                self._on_state(execution, previous)
+    async def _put(self, due: list[tuple[Execution, int]]) -> None:
+        """Upsert each record claiming its events up to ``seq`` (stored already), all in one
+        store call; report the states that changed (as stored: a state reached during the
+        await is the next round's)."""
+        if not due:
+            return
+        records = [record_of(execution, last_seq=seq, owner=self.owner) for execution, seq in due]
+        await self.store.put_executions(records)
+        written = time.monotonic()
+        for (execution, seq), record in zip(due, records, strict=True):
+            self._persisted[execution.id] = seq
+            self._record_written[execution.id] = written
+            self._record_stale.pop(execution.id, None)
+            previous = self._states.get(execution.id)
+            if record.state != previous:
+                self._states[execution.id] = record.state
+                if self._on_state is not None:
+                    self._on_state(execution, previous)
 
     async def _finished(self, execution: Execution) -> None:
         self._tracked.pop(execution.id, None)

@@ -8,7 +8,7 @@ I/O: the backends decide where the flat values go.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -52,10 +52,11 @@ class RecordShape(Generic[R]):
     cls: type[R]
     json_fields: frozenset[str]
     bool_fields: frozenset[str]
+    # Field names in declaration order; computed once (every row written or read uses them).
+    names: tuple[str, ...] = field(init=False, compare=False)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(self.cls))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(f.name for f in fields(self.cls)))
 
     def to_row(self, record: R) -> tuple[object, ...]:
         """Column values in :attr:`names` order: JSON text for lists/dicts, 0/1 for booleans."""

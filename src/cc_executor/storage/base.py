@@ -173,6 +173,10 @@ class Store(Protocol):
 
     # --- executions ----------------------------------------------------------------------------
     async def put_execution(self, record: ExecutionRecord) -> None: ...
+    async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        """Upsert several records at once (the recorder's round: one store round trip)."""
+        ...
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
     async def list_executions(
         self,

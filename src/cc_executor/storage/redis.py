@@ -224,6 +224,10 @@ class RedisStore:
 
     # --- executions --------------------------------------------------------------------------
 
+    async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        for record in records:  # each is one pipelined write already; in order
+            await self.put_execution(record)
+
     async def put_execution(self, record: ExecutionRecord) -> None:
         eid = record.execution_id
         indexes = [

@@ -180,9 +180,20 @@ def _columns(shape: RecordShape[Any]) -> str:
     return ", ".join(f'"{name}"' for name in shape.names)
 
 
-def _upsert_sql(table: str, shape: RecordShape[Any]) -> str:
-    marks = ", ".join("?" for _ in shape.names)
-    return f"INSERT OR REPLACE INTO {table} ({_columns(shape)}) VALUES ({marks})"
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table: str, shape: RecordShape[Any], rows: int = 1) -> str:
+    marks = "(" + ", ".join("?" for _ in shape.names) + ")"
+    return f"INSERT OR REPLACE INTO {table} ({_columns(shape)}) VALUES " + ", ".join([marks] * rows)
+
+
+def _upsert_rows(
+    conn: sqlite3.Connection, table: str, shape: RecordShape[Any], rows: list[tuple[object, ...]]
+) -> None:
+    """Upsert ``rows`` in one transaction, ``INSERT_ROWS`` per statement (see _append_events)."""
+    with _transaction(conn):
+        for start in range(0, len(rows), INSERT_ROWS):
+            chunk = rows[start : start + INSERT_ROWS]
+            conn.execute(_upsert_sql(table, shape, len(chunk)), [v for row in chunk for v in row])
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -365,6 +376,13 @@ class SqliteStore:
     async def put_execution(self, record: ExecutionRecord) -> None:
         sql, row = _upsert_sql("executions", EXECUTIONS), EXECUTIONS.to_row(record)
         await self._write(lambda c: _execute(c, sql, row))
+
+    async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        """One writer job and one transaction for all of them: a burst of 200 starts was 200
+        round trips to the writer thread, each fighting the busy loop for the GIL."""
+        if records:
+            rows = [EXECUTIONS.to_row(record) for record in records]
+            await self._write(lambda c: _upsert_rows(c, "executions", EXECUTIONS, rows))
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         sql = f"SELECT {_columns(EXECUTIONS)} FROM executions WHERE execution_id = ?"

@@ -39,10 +39,11 @@ from cc_executor.supervisor.sweep import (
     descendant_pids,
     descendants,
     early_pass,
+    floor_and_mark,
+    forked_since,
     kill_marked_processes,
     leader_gone,
     leader_spawned,
-    pid_floor,
     signal_outside_group,
     sweep,
 )
@@ -283,7 +284,11 @@ class ProcessGroup:
         # reparented, leaving nothing to tell us a double-forked grandchild (that also cleared
         # its env) was ours. Pinned (pidfds) only after the signals: the group is dying
         # meanwhile, and each signalled process takes about a millisecond to be gone.
-        tree = descendant_pids(self.pid)
+        floor, mark = floor_and_mark(self.pid, self.spawned_at)
+        # Nothing created since the leader (a command that never forks): no tree to walk,
+        # nothing that could have left the group.
+        forked = forked_since(floor, mark)
+        tree = descendant_pids(self.pid) if forked else []
         self.signal_group(signal.SIGTERM)
         # A stopped (paused) group cannot act on TERM until continued. CONT comes second so the
         # TERM is already pending when it wakes: it runs no more of its own work first.
@@ -291,8 +296,8 @@ class ProcessGroup:
         # What left the group but is still in the tree (``setsid``) gets the same signals now;
         # what also left the tree is found by its marker (the early pass), while the group dies.
         signal_outside_group(tree, self.pgid, signal.SIGTERM, signal.SIGCONT)
-        if not self._group_gone:
-            self._early = early_pass(self.marker, pid_floor(self.pid, self.spawned_at), tree)
+        if forked and not self._group_gone:
+            self._early = early_pass(self.marker, floor, tree)
         if self._early is not None:
             signal_outside_group(
                 self._early.found[0], self.pgid, signal.SIGTERM, signal.SIGCONT, skip=set(tree)
@@ -327,12 +332,9 @@ class ProcessGroup:
         """
         self.signal_group(signal.SIGKILL)
         early, self._early = self._early, None
+        floor, mark = floor_and_mark(self.pid, self.spawned_at)
         await sweep(
-            self.marker,
-            extra=extra,
-            floor=pid_floor(self.pid, self.spawned_at),
-            prior=early,
-            pinned=self._snapshot,
+            self.marker, extra=extra, floor=floor, prior=early, pinned=self._snapshot, mark=mark
         )
 
     def kill_now(self, extra: Iterable[psutil.Process] = ()) -> None:

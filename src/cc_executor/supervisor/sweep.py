@@ -34,6 +34,8 @@ __all__ = [
     "descendants",
     "early_pass",
     "find_marked_processes",
+    "floor_and_mark",
+    "forked_since",
     "kill_marked_processes",
     "leader_gone",
     "leader_spawned",
@@ -159,12 +161,23 @@ def pid_floor(leader_pid: int, spawned_at: float) -> int | None:
     way round (``MAX_FORKS_PER_S``); otherwise, or when the files cannot be read, ``None``: scan
     everything.
     """
+    return floor_and_mark(leader_pid, spawned_at)[0]
+
+
+def floor_and_mark(leader_pid: int, spawned_at: float) -> tuple[int | None, _PidMark | None]:
+    """:func:`pid_floor`, and the pid mark it was read from (one read for both)."""
     mark = _pid_mark()
     if mark is None or mark.last_pid < leader_pid:
-        return None  # unreadable, or wrapped since the spawn
+        return None, mark  # unreadable, or wrapped since the spawn
     if mark.at - spawned_at >= mark.wrap_s:
-        return None  # could have wrapped all the way round
-    return leader_pid
+        return None, mark  # could have wrapped all the way round
+    return leader_pid, mark
+
+
+def forked_since(floor: int | None, mark: _PidMark | None) -> bool:
+    """False only when no pid was handed out since the leader's (``floor``): nothing was
+    created after it, so it has no descendant and nothing can carry its marker."""
+    return floor is None or mark is None or mark.last_pid != floor
 
 
 def find_marked_processes(marker: str) -> list[psutil.Process]:
@@ -672,6 +685,7 @@ async def sweep(
     floor: int | None = None,
     prior: EarlyPass | None = None,
     pinned: Pinned | None = None,
+    mark: _PidMark | None = None,
 ) -> int:
     """SIGKILL every marked process (and ``extra``), wait until they are gone; returns count.
 
@@ -698,7 +712,7 @@ async def sweep(
     pending_extra.extend(pinned_procs)
     try:
         return await _sweep_rounds(
-            marker, pending_extra, pinned_fds, wait_s=wait_s, floor=floor, prior=prior
+            marker, pending_extra, pinned_fds, wait_s=wait_s, floor=floor, prior=prior, now=mark
         )
     finally:
         for fd in pinned_fds.values():  # what the first round did not take (it returned early)
@@ -713,10 +727,11 @@ async def _sweep_rounds(
     wait_s: float,
     floor: int | None,
     prior: EarlyPass | None,
+    now: _PidMark | None,
 ) -> int:
     killed = 0
     if floor is not None and not pending_extra and not pinned_fds and _HAS_PROC:
-        now = _pid_mark()
+        now = now or _pid_mark()  # (the caller's, read just before, saves a read)
         if now is not None and now.last_pid == floor:
             # No pid was handed out since the leader's: it forked nothing, nobody could have
             # inherited the marker. The common end of a command that never forks (no scan).

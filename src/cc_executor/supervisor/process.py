@@ -272,11 +272,13 @@ class ProcessGroup:
         return descendants(self.pid)
 
     def begin_terminate(self) -> None:
-        """SIGTERM + SIGCONT to the group now, and start looking for what left it.
+        """SIGTERM + SIGCONT to the group now, and to what left it (found in the tree, or by
+        its marker: :func:`~cc_executor.supervisor.sweep.early_pass`).
 
         Synchronous, so a cancel signals the group the moment it is asked, not a few loop turns
         later. Idempotent: the group gets one SIGTERM however often it is called (a second one
-        makes some programs skip their graceful exit).
+        makes some programs skip their graceful exit). The rest (grace, SIGKILL, the sweep) is
+        :meth:`terminate`'s.
         """
         if self._snapshot is not None:
             return

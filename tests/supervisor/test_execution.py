@@ -8,10 +8,14 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from loguru import logger
+from tests.polling import poll_until
 from tests.supervisor.probes import (
+    WAIT_S,
     alive,
     completion,
     eventually,
@@ -352,3 +356,23 @@ async def test_cancel_sends_sigterm_to_what_left_the_group_too(
     assert target.read_text() == "term"
     assert not alive(escaped)
     assert marked_alive(execution.id) == []
+
+
+async def test_one_info_line_at_the_start_and_one_at_the_end_from_this_module(
+    supervisor: Supervisor,
+) -> None:
+    # Both lines are written on the loop's next turn (after the frames they follow), from the
+    # execution module: a log reader still sees where they come from.
+    records: list[Any] = []
+    handler = logger.add(records.append, level="INFO", format="{message}")
+    try:
+        execution = await supervisor.execute(shell(supervisor, "exit 3"))
+        await finished(execution)
+        mine = lambda: [r.record for r in records if execution.id in r.record["message"]]  # noqa: E731
+        await poll_until(lambda: len(mine()) == 2, timeout=WAIT_S, what="two log lines")
+    finally:
+        logger.remove(handler)
+    start, end = mine()
+    assert {start["name"], end["name"]} == {"cc_executor.supervisor.execution"}
+    assert f"execution {execution.id} attempt 1 started pid={execution.pid}" in start["message"]
+    assert f"execution {execution.id} failed exit_code=3" in end["message"]

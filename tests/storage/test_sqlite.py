@@ -157,16 +157,22 @@ async def test_checkpoints_wait_for_writes_to_pause(
 async def test_a_stream_that_never_pauses_still_bounds_the_wal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Past CHECKPOINT_WAL_BYTES the checkpoint runs on its own thread: the writer does not
+    # wait for it, and the WAL restarts from its beginning once a checkpoint has caught up.
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_IDLE_S", 3600.0)
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_WAL_BYTES", 256 * 1024)
     path = tmp_path / "s.db"
+    wal = path.with_name(path.name + "-wal")
     store = SqliteStore(path)
     await store.open()
     try:
         for batch in range(4):
             await store.append_events(_output("e1", 1 + batch * 16, 16, 16 * 1024))
-            assert store.checkpoints == batch + 1  # right after the write that crossed it
-        wal = path.with_name(path.name + "-wal")
+            await poll_until(
+                lambda b=batch: store.checkpoints == b + 1,
+                timeout=WAIT_S,
+                what="a checkpoint after each 256 KiB",
+            )
         assert wal.stat().st_size <= 2 * 256 * 1024 + 64 * 1024
     finally:
         await store.close()
@@ -176,6 +182,25 @@ async def test_a_stream_that_never_pauses_still_bounds_the_wal(
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 64
     finally:
         conn.close()
+
+
+async def test_the_writer_checkpoints_itself_when_the_checkpointer_falls_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_IDLE_S", 3600.0)
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_BACKSTOP_BYTES", 512 * 1024)
+    store = SqliteStore(tmp_path / "s.db")
+    monkeypatch.setattr(store, "_checkpoint_elsewhere", lambda: None)  # it never gets to run
+    await store.open()
+    try:
+        await store.append_events(_output("e1", 1, 16, 16 * 1024))  # 256 KiB: asks, nothing
+        assert store.checkpoints == 0
+        await store.append_events(_output("e1", 17, 16, 16 * 1024))  # 512 KiB unfolded
+        assert store.checkpoints == 1  # by the writer, right after that write
+        assert len(await store.read_events("e1", limit=100)) == 32
+    finally:
+        await store.close()
 
 
 def test_unknown_synchronous_setting_is_refused(tmp_path: Path) -> None:

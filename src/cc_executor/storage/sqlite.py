@@ -27,6 +27,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,10 +70,14 @@ JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # shrink the WAL after one huge wri
 # Checkpoints (copying the WAL into the database file, with an fsync each side) are the store's
 # own job, not every commit's: SQLite's automatic one ran inside the commit that crossed 1000
 # pages, and made streaming writes 3x slower (docs/benchmarks.md, round 9). The store checkpoints
-# once writes have paused for CHECKPOINT_IDLE_S, or at once after CHECKPOINT_WAL_BYTES of writes,
-# which bounds the WAL under a stream that never pauses.
+# once writes have paused for CHECKPOINT_IDLE_S, or after CHECKPOINT_WAL_BYTES of writes, on a
+# connection and thread of their own: a 64 MiB checkpoint takes ~0.6 s here, and on the writer it
+# stalled every write behind it (round 10). WAL mode lets the writer append meanwhile. Should the
+# WAL still grow past CHECKPOINT_BACKSTOP_BYTES (checkpoints that cannot keep up), the writer
+# checkpoints itself, which bounds the WAL under a stream that never pauses.
 CHECKPOINT_IDLE_S = 0.25
 CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
+CHECKPOINT_BACKSTOP_BYTES = 4 * CHECKPOINT_WAL_BYTES
 WRITE_WAL_BYTES = 16 * 1024  # what a write other than events is counted as (a few pages)
 INSERT_ROWS = 16  # events per INSERT statement: few statements, and a bind (under the GIL) of ~1 MB
 ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index
@@ -216,8 +221,14 @@ class SqliteStore:
         self._reader: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
-        self._wal_bytes = 0  # written since the last checkpoint (writer thread only)
+        self._wal_bytes = 0  # written since a checkpoint was last asked for (writer thread only)
+        self._written = 0  # bytes written in all (writer thread only)
+        self._folded = 0  # of them, what the latest finished checkpoint saw (set by it)
         self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._cconn: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()  # one checkpoint at a time, on any connection
+        self._checkpoint_queued = False  # one queued on the checkpointer (guarded by the lock)
         self.checkpoints = 0  # checkpoints run (for tests and the benchmark)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -227,10 +238,12 @@ class SqliteStore:
             return
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="cc-executor-sqlite-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="cc-executor-sqlite-reader")
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="cc-executor-sqlite-ckpt")
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._writer, self._open_writer)
             await loop.run_in_executor(self._reader, self._open_reader)
+            await loop.run_in_executor(self._checkpointer, self._open_checkpointer)
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise ServiceError(f"cannot open the store: {exc}", path=str(self.path)) from exc
@@ -242,9 +255,13 @@ class SqliteStore:
         if self._checkpoint_timer is not None:
             self._checkpoint_timer.cancel()
             self._checkpoint_timer = None
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        writer, reader, checkpointer = self._writer, self._reader, self._checkpointer
+        self._writer = self._reader = self._checkpointer = None
         loop = asyncio.get_running_loop()
+        if checkpointer is not None:
+            # A checkpoint under way finishes first; the writer's close folds in the rest.
+            await loop.run_in_executor(checkpointer, self._close_checkpointer)
+            checkpointer.shutdown(wait=False)
         if writer is not None:
             # Queued behind every write already submitted, so those are committed first.
             await loop.run_in_executor(writer, self._close_writer)
@@ -293,6 +310,16 @@ class SqliteStore:
             finally:
                 conn.close()
 
+    def _open_checkpointer(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        self._cconn = conn
+
+    def _close_checkpointer(self) -> None:
+        if self._cconn is not None:
+            conn, self._cconn = self._cconn, None
+            conn.close()
+
     def _close_reader(self) -> None:
         if self._rconn is not None:
             conn, self._rconn = self._rconn, None
@@ -313,8 +340,12 @@ class SqliteStore:
             assert self._wconn is not None
             result = fn(self._wconn)
             self._wal_bytes += wal_bytes
-            if self._wal_bytes >= CHECKPOINT_WAL_BYTES:
-                self._checkpoint()
+            self._written += wal_bytes
+            if self._written - self._folded >= CHECKPOINT_BACKSTOP_BYTES:
+                self._checkpoint(self._wconn)  # the checkpointer cannot keep up: do it here
+            elif self._wal_bytes >= CHECKPOINT_WAL_BYTES:
+                self._wal_bytes = 0
+                self._checkpoint_elsewhere()
             return result
 
         loop = asyncio.get_running_loop()
@@ -326,24 +357,46 @@ class SqliteStore:
             self._checkpoint_timer = loop.call_later(CHECKPOINT_IDLE_S, self._checkpoint_idle)
 
     def _checkpoint_idle(self) -> None:
-        """Writes paused: checkpoint on the writer thread (queued behind any write under way)."""
+        """Writes paused: checkpoint (on the checkpointer thread)."""
         self._checkpoint_timer = None
-        if self._writer is not None:
-            self._writer.submit(self._checkpoint)
+        if self._written != self._folded:
+            self._checkpoint_elsewhere()
 
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the database file (writer thread). PASSIVE: never waits for a
-        reader; pages a reader still needs are copied by a later checkpoint."""
-        conn = self._wconn
-        if conn is None or self._wal_bytes == 0:
+    def _checkpoint_elsewhere(self) -> None:
+        """Queue one checkpoint on the checkpointer thread (none if one is queued already).
+        Thread-safe: the writer thread and the loop both ask."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
             return
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # best effort: the WAL stays valid, the next one retries
-            logger.warning("sqlite checkpoint failed: {}", exc)
+        with self._checkpoint_lock:
+            if self._checkpoint_queued:
+                return
+            self._checkpoint_queued = True
+        checkpointer.submit(self._checkpoint_queued_run)
+
+    def _checkpoint_queued_run(self) -> None:
+        with self._checkpoint_lock:
+            self._checkpoint_queued = False
+        if self._cconn is not None:
+            self._checkpoint(self._cconn)
+
+    def _checkpoint(self, conn: sqlite3.Connection | None = None) -> None:
+        """Copy the WAL into the database file. PASSIVE: never waits for a reader or the
+        writer; frames committed meanwhile (or a reader still needs) wait for the next one."""
+        conn = conn if conn is not None else self._wconn
+        if conn is None:
             return
-        self._wal_bytes = 0
-        self.checkpoints += 1
+        with self._checkpoint_lock:
+            # What was written before it began (what is written during the copy may not be in
+            # it). An int read and an int write: no lock needed against the writer thread.
+            seen = self._written
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # best effort: the WAL stays valid, the next one retries
+                logger.warning("sqlite checkpoint failed: {}", exc)
+                return
+            self._folded = seen
+            self.checkpoints += 1
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the reader thread with the read-only connection."""

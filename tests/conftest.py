@@ -1,18 +1,35 @@
-"""Shared fixtures: the tiny child programs in ``tests/programs/``, and a real Supervisor."""
+"""Shared fixtures: the tiny child programs in ``tests/programs/``, a real Supervisor, and log
+sinks put back after each test."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from cc_executor.supervisor import Supervisor
 
 PROGRAMS = Path(__file__).parent / "programs"
 TEST_GRACE_S = 0.5  # keeps kill paths fast; programs that honour TERM exit well within it
+
+
+@pytest.fixture(autouse=True)
+def restore_default_sink() -> Iterator[None]:
+    """After each test, loguru writes to whatever ``sys.stderr`` is at the time.
+
+    A test that configures logging (a CLI command run in process, ``configure_logging``) leaves
+    a sink on the stream pytest or the CLI runner swapped in, and closes afterwards: every later
+    record, from any test, then failed with "I/O operation on closed file".
+    """
+    yield
+    logger.remove()
+    logger.add(lambda message: sys.stderr.write(message), level="DEBUG")  # noqa: PLW0108
+    logging.basicConfig(handlers=[], force=True)
 
 
 @pytest.fixture

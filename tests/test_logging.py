@@ -5,24 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from loguru import logger
 
 from cc_executor.logging import configure_logging
-
-
-@pytest.fixture(autouse=True)
-def restore_default_sink() -> Iterator[None]:
-    yield
-    logger.remove()
-    # write to whatever sys.stderr is at the time (pytest swaps it per test), never to a
-    # stream captured here that pytest closes afterwards
-    logger.add(lambda message: sys.stderr.write(message), level="DEBUG")  # noqa: PLW0108
-    logging.basicConfig(handlers=[], force=True)
 
 
 def test_json_lines_to_a_file_with_secrets_masked(tmp_path: Path) -> None:

@@ -94,11 +94,12 @@ async def test_sweeper_answers_a_marker_only_with_a_pass_started_after_it_asked(
         markers: frozenset[bytes],
         floor: int | None = None,
         leaders: Mapping[int, bytes] | None = None,
+        mark: sweep_module._PidMark | None = None,
     ) -> sweep_module._Listing:
         passes.append(markers)
         started.set()
         release.wait(WAIT_S)
-        return real_scan(markers, floor, leaders)
+        return real_scan(markers, floor, leaders, mark)
 
     monkeypatch.setattr(sweep_module, "_scan_all", slow_scan)
     sweeper_ = Sweeper(threaded=True)

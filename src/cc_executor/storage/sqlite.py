@@ -17,7 +17,7 @@ Length: past 500 lines because the schema text lives here beside the queries tha
 splitting it out would separate a column from the SQL that reads it.
 """
 
-# SQL text is assembled only from record field names, table names and "?" placeholders; every
+# SQL text is assembled only from record field names, table names and "?" parameter marks; every
 # value is a bound parameter, so S608 (string-built SQL) does not apply anywhere in this module.
 # ruff: noqa: S608
 

@@ -299,7 +299,7 @@ class ProcessGroup:
         # what also left the tree is found by its marker (the early pass), while the group dies.
         signal_outside_group(tree, self.pgid, signal.SIGTERM, signal.SIGCONT)
         if forked and not self._group_gone:
-            self._early = early_pass(self.marker, floor, tree)
+            self._early = early_pass(self.marker, floor, tree, mark)
         if self._early is not None:
             signal_outside_group(
                 self._early.found[0], self.pgid, signal.SIGTERM, signal.SIGCONT, skip=set(tree)

@@ -329,41 +329,36 @@ def _scan_all(
     markers: frozenset[bytes],
     floor: int | None = None,
     leaders: Mapping[int, bytes] | None = None,
+    mark: _PidMark | None = None,
 ) -> _Listing:
-    """The marked pids, and the ``/proc`` entries settled by this pass (read and not empty, or
-    at or below ``floor``: created before every leader asked about, see :func:`pid_floor`).
+    """The marked pids, and the pid entries above ``floor`` this pass settled (read and not
+    empty). Those at or below it were created before every leader asked about (see
+    :func:`pid_floor`): every later round skips them too (``_rescan``, ``_unsettled``).
 
-    With a floor and few pids handed out since it (at most ``RANGE_PROBE_MAX``), the pass does
-    not list ``/proc`` (~90 us, more after process churn): it opens the environ of each pid
-    above the floor directly, a missing one failing at once. A thread's id opens too and
-    shows its process's environ: signalling it reaches that process, which is what the sweep
-    wants anyway. Entries at or below the floor are settled for every later round too
-    (``_rescan``, ``_unsettled`` skip them), so they are not listed here.
+    The candidates are :func:`_pid_names`: with a floor and few pids handed out since it, each
+    of them is opened directly instead of listing ``/proc``. ``mark``: the pid mark, if the
+    caller read one just before (it must come before the listing: whatever comes after it
+    moves the counter).
     """
-    mark = _pid_mark()  # before the listing: whatever comes after it moves the counter
+    if mark is None:
+        mark = _pid_mark()
+    candidates = _pid_names(floor, mark)
     unread: set[str] = set()
-    if (
-        floor is not None
-        and mark is not None
-        and floor <= mark.last_pid <= floor + RANGE_PROBE_MAX  # (pid_floor ruled out a wrap)
-    ):
-        probed = _pid_names(floor, mark)
-        found = _scan_marked(markers, probed, unread, leaders=leaders)
-        return found, probed - unread, None if unread else mark
-    names = os.listdir(_PROC)
-    candidates = names if floor is None else [n for n in names if n.isdigit() and int(n) > floor]
     found = _scan_marked(markers, candidates, unread, leaders=leaders)
-    return found, frozenset(names) - unread, None if unread else mark
+    return found, candidates - unread, None if unread else mark
 
 
 def _timed_scan_all(
-    markers: frozenset[bytes], floor: int | None, leaders: Mapping[int, bytes] | None = None
+    markers: frozenset[bytes],
+    floor: int | None,
+    leaders: Mapping[int, bytes] | None = None,
+    mark: _PidMark | None = None,
 ) -> tuple[_Listing, float]:
     # CPU time of this thread, not wall time: in a worker thread the wall time also counts the
     # waits for the GIL while the loop is busy, and a pass measured that way would look too
     # dear to ever run on the loop again.
     began = time.thread_time()
-    return _scan_all(markers, floor, leaders), time.thread_time() - began
+    return _scan_all(markers, floor, leaders, mark), time.thread_time() - began
 
 
 _Found = tuple[list[int], frozenset[str], _PidMark | None]
@@ -400,7 +395,11 @@ class Sweeper:
         self.scans = 0  # passes run so far (tests and benchmarks read it)
 
     def pass_now(
-        self, marker: str, floor: int | None = None, ours: Iterable[int] = ()
+        self,
+        marker: str,
+        floor: int | None = None,
+        ours: Iterable[int] = (),
+        mark: _PidMark | None = None,
     ) -> _Found | None:
         """A pass for ``marker`` alone, on the loop, now (:func:`early_pass`); None while such
         passes are not cheap: for ``EARLY_RETRY_S`` after one took over ``EARLY_PASS_MAX_S``.
@@ -415,7 +414,7 @@ class Sweeper:
         known: Mapping[int, bytes] = _LEADERS
         if ours:
             known = {**_LEADERS, **dict.fromkeys(ours, key)}
-        listing, cost = _timed_scan_all(frozenset((key,)), floor, known)
+        listing, cost = _timed_scan_all(frozenset((key,)), floor, known, mark)
         self.scans += 1
         if cost > self.EARLY_PASS_MAX_S:
             self._early_retry_at = time.monotonic() + self.EARLY_RETRY_S
@@ -506,7 +505,12 @@ class EarlyPass:
         return time.monotonic() - self.began < self.wrap_s
 
 
-def early_pass(marker: str, floor: int | None, ours: Iterable[int] = ()) -> EarlyPass | None:
+def early_pass(
+    marker: str,
+    floor: int | None,
+    ours: Iterable[int] = (),
+    mark: _PidMark | None = None,
+) -> EarlyPass | None:
     """The first pass of a cancel's sweep, run on the loop right after the group is signalled.
 
     The sweep after the group is gone has to find what left the group (``setsid``, double
@@ -519,13 +523,14 @@ def early_pass(marker: str, floor: int | None, ours: Iterable[int] = ()) -> Earl
     (no ``/proc``, or no pid handed out since the leader's, ``floor``) or when passes are not
     cheap now (the sweep after the group does one, shared, as before). ``ours`` (the tree just
     walked) are this execution's whatever their environ says: not read, counted as found.
+    ``mark``: the pid mark the caller read before walking the tree, if any (one read less).
     """
     if not _HAS_PROC:
         return None
-    now = _pid_mark()
+    now = mark if mark is not None else _pid_mark()
     if now is None or (floor is not None and now.last_pid == floor):
         return None
-    found = sweeper().pass_now(marker, floor, ours)
+    found = sweeper().pass_now(marker, floor, ours, now)
     if found is None:
         return None
     return EarlyPass(found, now.at, now.wrap_s)

@@ -13,7 +13,7 @@ import psutil
 from tests.polling import poll_until
 
 from cc_executor.supervisor import Execution
-from cc_executor.supervisor.sweep import find_marked_processes
+from cc_executor.supervisor.procfs import find_marked_processes
 
 WAIT_S = 10.0  # generous bound for CI; tests finish in far less
 POLL_S = 0.01  # only for OS states that have no notification (process run state)

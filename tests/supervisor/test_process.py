@@ -13,9 +13,10 @@ from collections.abc import Callable
 import pytest
 from tests.supervisor.probes import WAIT_S, alive, eventually, marked_alive, pids
 
+from cc_executor.supervisor import procfs
 from cc_executor.supervisor import sweep as sweep_module
 from cc_executor.supervisor.process import PIPE_BYTES, ProcessGroup, Stream
-from cc_executor.supervisor.sweep import MARKER_ENV
+from cc_executor.supervisor.procfs import MARKER_ENV
 
 Program = Callable[..., list[str]]
 
@@ -175,8 +176,8 @@ async def test_descendants_from_children_files_match_the_stat_scan() -> None:
         async with asyncio.timeout(WAIT_S):
             await collector.seen.wait()
         await eventually(lambda: len(group.descendants()) >= 4, "tree up")
-        via_children = set(sweep_module._descendants_procfs(group.pid))
-        via_stat = set(sweep_module._descendants_procfs_stat(group.pid))
+        via_children = set(procfs._descendants_procfs(group.pid))
+        via_stat = set(procfs._descendants_procfs_stat(group.pid))
         assert via_children == via_stat
         assert len(via_children) >= 4
     finally:
@@ -210,14 +211,14 @@ async def test_live_leaders_are_known_to_the_sweep_until_reaped() -> None:
     try:
         async with asyncio.timeout(WAIT_S):
             await collector.seen.wait()
-        assert sweep_module._LEADERS[group.pid] == group.marker.encode()
+        assert procfs.LEADERS[group.pid] == group.marker.encode()
         group.signal_group(signal.SIGKILL)
         async with asyncio.timeout(WAIT_S):
             await group.wait()
-        assert group.pid not in sweep_module._LEADERS
+        assert group.pid not in procfs.LEADERS
     finally:
         group.close()
-    assert group.pid not in sweep_module._LEADERS
+    assert group.pid not in procfs.LEADERS
 
 
 async def test_sweep_reads_no_live_leader_of_another_execution(
@@ -231,7 +232,7 @@ async def test_sweep_reads_no_live_leader_of_another_execution(
         ["/bin/sh", "-c", "setsid sleep 30 >/dev/null 2>&1 & echo ready"], collector
     )
     read: list[int] = []
-    real_read = sweep_module._read_proc_file
+    real_read = procfs._read_proc_file
 
     def counting(path: str, size: int) -> bytes | None:
         if path.endswith("/environ"):
@@ -242,7 +243,7 @@ async def test_sweep_reads_no_live_leader_of_another_execution(
         async with asyncio.timeout(WAIT_S):
             await collector.seen.wait()
             await group.wait()
-            monkeypatch.setattr(sweep_module, "_read_proc_file", counting)
+            monkeypatch.setattr(procfs, "_read_proc_file", counting)
             assert await sweep_module.sweep(group.marker) == 1
             monkeypatch.undo()
         assert marked_alive(group.marker) == []

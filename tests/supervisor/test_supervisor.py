@@ -31,7 +31,7 @@ from cc_executor.errors import (
     ServiceError,
 )
 from cc_executor.supervisor import ExecutionSpec, ExecutionState, Supervisor
-from cc_executor.supervisor.sweep import MARKER_ENV
+from cc_executor.supervisor.procfs import MARKER_ENV
 
 Program = Callable[..., list[str]]
 SLEEP = ["sleep", "30"]

@@ -18,6 +18,7 @@ from cc_executor.supervisor.attempts import (
 from cc_executor.supervisor.eventlog import Event, EventLog, Gap
 from cc_executor.supervisor.execution import EnvHook, Execution, ExecutionId, ExecutionSpec
 from cc_executor.supervisor.process import ProcessGroup
+from cc_executor.supervisor.procfs import MARKER_ENV
 from cc_executor.supervisor.states import (
     TERMINAL_STATES,
     TRANSITIONS,
@@ -25,7 +26,6 @@ from cc_executor.supervisor.states import (
     check_transition,
 )
 from cc_executor.supervisor.supervisor import ExecutionObserver, Supervisor
-from cc_executor.supervisor.sweep import MARKER_ENV
 
 __all__ = [
     "MARKER_ENV",

@@ -6,8 +6,8 @@ stdout/stderr pipes delivered to a callback as raw chunks (never split by line, 
 limit exists), its optional stdin pipe, and the means to end it: signal the group, TERM -> CONT ->
 grace -> KILL, and a *sweep* that kills escaped descendants (a grandchild that called ``setsid`` or
 double-forked leaves the group) found by the environment marker ``CC_EXECUTOR_EXECUTION_ID=<id>``
-and by a snapshot of the process tree taken before signalling (finding them: ``sweep.py``).
-Does not own: states, timeouts, events (``execution.py``) or policy (``supervisor.py``).
+and by a snapshot of the process tree taken before signalling (reading ``/proc`` for them:
+``procfs.py``; killing them: ``sweep.py``). Does not own: states, timeouts, events (``execution.py``) or policy (``supervisor.py``).
 
 Why a :class:`asyncio.SubprocessProtocol` instead of ``create_subprocess_exec`` + StreamReaders:
 ``Process.wait()`` only returns once *both the leader has exited and every pipe is closed*, so a
@@ -32,18 +32,20 @@ import psutil
 from loguru import logger
 
 from cc_executor.supervisor.heap import heap_trimmer
-from cc_executor.supervisor.sweep import (
+from cc_executor.supervisor.procfs import (
     MARKER_ENV,
-    EarlyPass,
-    Pinned,
     descendant_pids,
     descendants,
-    early_pass,
     floor_and_mark,
     forked_since,
-    kill_marked_processes,
     leader_gone,
     leader_spawned,
+)
+from cc_executor.supervisor.sweep import (
+    EarlyPass,
+    Pinned,
+    early_pass,
+    kill_marked_processes,
     signal_outside_group,
     sweep,
 )

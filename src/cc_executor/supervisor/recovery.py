@@ -13,7 +13,8 @@ import os
 
 import psutil
 
-from cc_executor.supervisor.sweep import find_marked_processes, sweep
+from cc_executor.supervisor.procfs import find_marked_processes
+from cc_executor.supervisor.sweep import sweep
 
 __all__ = ["kill_leftovers", "pid_alive"]
 

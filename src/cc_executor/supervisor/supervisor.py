@@ -34,8 +34,8 @@ from cc_executor.errors import (
 from cc_executor.supervisor.eventlog import EVENT_LOG_MAX_BYTES, EVENT_LOG_MEMORY_BYTES, EventLog
 from cc_executor.supervisor.execution import Execution, ExecutionId, ExecutionSpec
 from cc_executor.supervisor.process import TERMINATE_GRACE_S
+from cc_executor.supervisor.procfs import MARKER_ENV
 from cc_executor.supervisor.states import ExecutionState, is_terminal
-from cc_executor.supervisor.sweep import MARKER_ENV
 
 __all__ = [
     "DEFAULT_PATH",

@@ -7,7 +7,8 @@ limit exists), its optional stdin pipe, and the means to end it: signal the grou
 grace -> KILL, and a *sweep* that kills escaped descendants (a grandchild that called ``setsid`` or
 double-forked leaves the group) found by the environment marker ``CC_EXECUTOR_EXECUTION_ID=<id>``
 and by a snapshot of the process tree taken before signalling (reading ``/proc`` for them:
-``procfs.py``; killing them: ``sweep.py``). Does not own: states, timeouts, events (``execution.py``) or policy (``supervisor.py``).
+``procfs.py``; killing them: ``sweep.py``). Does not own: states, timeouts, events
+(``execution.py``) or policy (``supervisor.py``).
 
 Why a :class:`asyncio.SubprocessProtocol` instead of ``create_subprocess_exec`` + StreamReaders:
 ``Process.wait()`` only returns once *both the leader has exited and every pipe is closed*, so a

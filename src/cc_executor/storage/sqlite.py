@@ -427,8 +427,7 @@ class SqliteStore:
     # --- executions --------------------------------------------------------------------------
 
     async def put_execution(self, record: ExecutionRecord) -> None:
-        sql, row = _upsert_sql("executions", EXECUTIONS), EXECUTIONS.to_row(record)
-        await self._write(lambda c: _execute(c, sql, row))
+        await self.put_executions([record])
 
     async def put_executions(self, records: Sequence[ExecutionRecord]) -> None:
         """One writer job and one transaction for all of them: a burst of 200 starts was 200

@@ -84,9 +84,8 @@ class Pinned:
     def kill_now(self) -> None:
         """SIGKILL what is pinned, wait for nothing, release it."""
         fds, procs = self.take()
-        for fd in fds.values():
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        for pid, fd in fds.items():
+            _kill_pidfd(fd, pid)
             os.close(fd)
         for proc in procs:
             with contextlib.suppress(psutil.Error):

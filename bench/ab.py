@@ -1,7 +1,7 @@
 """Head-to-head A/B: the daemon of another source tree against this one, in the same rounds.
 
 Starts two daemons (``--before-src`` first on ``PYTHONPATH`` for one of them) and interleaves
-direct / before / after in every round, alternating the order, so machine noise hits all three
+direct / before / after in every round, in a random order, so machine noise hits all three
 alike. Both daemons are alive throughout, so every ``/proc`` scan sees twice the processes (cancel
 is slower here than in ``bench.py``).
 
@@ -21,14 +21,18 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import bench
+import httpx
 import psutil
 
 Timed = Callable[[], Awaitable[float]]
@@ -38,6 +42,30 @@ LINES.write_text(("x" * 75 + "\n") * (2_000_000 // 76))
 
 
 METRICS = ("concurrent", "cancel", "tp20", "first_byte", "lines")
+
+
+class Relay(bench.Daemon):
+    """``bench/minimal_relay.py`` in place of a daemon: the floor of the stack (no token)."""
+
+    def __init__(self) -> None:
+        self.port = bench.free_port()
+        self.token = ""
+        relay = Path(__file__).with_name("minimal_relay.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(relay), str(self.port)],
+            cwd=relay.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + bench.START_TIMEOUT_S
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).is_success:
+                    return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.proc.kill()
+                raise RuntimeError("relay did not start")
+            time.sleep(0.05)
 
 
 def _pick(metric: str, *runs: Timed) -> Timed:
@@ -137,16 +165,25 @@ def _daemon(metric: str, s: bench.Session) -> Timed:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("metric", choices=METRICS)
-    parser.add_argument("--before-src", required=True, help="the other tree's src/ directory")
+    parser.add_argument(
+        "--before-src",
+        required=True,
+        help="the other tree's src/ directory, or 'relay' for bench/minimal_relay.py",
+    )
     parser.add_argument(
         "--after-src",
         default=None,
         help="a snapshot of this tree's src/ (default: the installed package, i.e. this tree)",
     )
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0, help="of the rounds' random order")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        before = bench.Daemon(Path(tmp) / "b", extra_env={"PYTHONPATH": args.before_src})
+        before = (
+            Relay()
+            if args.before_src == "relay"
+            else bench.Daemon(Path(tmp) / "b", extra_env={"PYTHONPATH": args.before_src})
+        )
         after = bench.Daemon(
             Path(tmp) / "a",
             extra_env={"PYTHONPATH": args.after_src} if args.after_src else None,
@@ -162,8 +199,12 @@ async def main() -> None:
             for _ in range(2):  # warm all three
                 for _, run in order:
                     await run()
-            for i in range(args.rounds):
-                for name, run in order if i % 2 == 0 else order[::-1]:
+            # Each round in a fresh random order: with a fixed alternation (A B C, C B A) the
+            # side that ends one round also starts the next, back to back, and an A/A of two
+            # identical trees differed by up to 10 % on tp20 (docs/benchmarks.md, round 11).
+            rng = random.Random(args.seed)
+            for _ in range(args.rounds):
+                for name, run in rng.sample(order, len(order)):
                     times[name].append(await run())
             med = {name: statistics.median(values) for name, values in times.items()}
 

@@ -107,7 +107,11 @@ async def relay(ws: WebSocket) -> None:
 
 
 def loop_factory() -> asyncio.AbstractEventLoop:
-    """The plain asyncio loop with a pidfd child watcher, as the daemon's (no thread a child)."""
+    """The plain asyncio loop with a pidfd child watcher, as the daemon's (no thread a child).
+
+    The same lines as ``cc_executor.server.daemon.loop_factory``, on purpose: the relay imports
+    nothing of cc_executor, whose modules would count in the floor it measures (idle RSS).
+    """
     loop = asyncio.SelectorEventLoop()
     if sys.version_info < (3, 12):
         with warnings.catch_warnings():

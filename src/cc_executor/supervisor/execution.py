@@ -26,7 +26,6 @@ hide the races the table decides. The spec and the policy seam live apart (``att
 from __future__ import annotations
 
 import asyncio
-import functools
 import shlex
 import signal
 import time
@@ -86,22 +85,6 @@ def program_error(program: str, exc: OSError) -> InvalidParams:
     if isinstance(exc, PermissionError):
         return InvalidParams(f"program {program!r} is not executable", program=program)
     return InvalidParams(f"cannot run {program!r}: {exc.strerror or exc}", program=program)
-
-
-def _log_soon(message: str, *args: object) -> None:
-    """An INFO line written on the loop's next turn: after the frames of the start or the end of
-    an execution (the response, ``process.started``, ``process.completed``) are sent, not before
-    (~50 us a line). Written at once when no loop runs (a synchronous last resort)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        _log_info(message, *args)
-        return
-    loop.call_soon(functools.partial(_log_info, message, *args))
-
-
-def _log_info(message: str, *args: object) -> None:
-    logger.info(message, *args)  # called here, the record names this module (not asyncio's)
 
 
 @dataclass(slots=True)
@@ -292,7 +275,10 @@ class Execution:
         early, self._early_output = self._early_output or [], None
         for stream, data in early:
             self._on_output(stream, data)
-        _log_soon(
+        # DEBUG, not INFO: every execution is in the store's history already (`cc-executor
+        # history`), and two INFO lines an execution cost its caller ~0.3 ms of the first
+        # output of `echo hi` on two cores (docs/benchmarks.md, round 11).
+        logger.debug(
             "execution {} attempt {} started pid={} argv={}", self.id, self.attempt, group.pid, argv
         )
 
@@ -613,7 +599,7 @@ class Execution:
         self._done.set()
         if self._on_finished is not None:
             self._on_finished(self)
-        _log_soon(
+        logger.debug(
             "execution {} {} exit_code={} signal={} reason={}",
             self.id,
             self.state.value,

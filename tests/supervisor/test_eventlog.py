@@ -281,6 +281,31 @@ async def test_events_the_store_has_not_taken_stay_in_memory_up_to_the_hold() ->
     assert items[-12:] == more
 
 
+async def test_a_finished_log_lets_go_of_what_the_store_took_at_once() -> None:
+    # Runs ending one after another each kept up to a window of stored events in memory until
+    # the closed-log spill a second later; now the store's word is enough, and nothing is
+    # written to the spool for it.
+    log, store = _backed(memory_bytes=1024 * 1024)
+    appended = _fill(log, 40, size=16 * 1024)  # 640 KiB, all in the window
+    log.close()
+    assert log.memory_bytes_used > eventlog_module.CLOSED_MEMORY_BYTES
+    store.take(log)
+    assert log.memory_bytes_used <= eventlog_module.CLOSED_MEMORY_BYTES
+    assert log.disk_bytes_used == 0
+    assert await _drain(log) == appended  # the oldest come back from the store
+    assert store.reads > 0
+
+
+async def test_a_finished_log_keeps_what_the_store_has_not_taken() -> None:
+    log, store = _backed(memory_bytes=1024 * 1024)
+    appended = _fill(log, 40, size=16 * 1024)
+    log.close()
+    store.take(log, most=10)  # the store is behind: only the first 10 are held there
+    assert log.memory_bytes_used >= 30 * 16 * 1024  # the other 30 are only in memory
+    assert log.disk_bytes_used == 0
+    assert await _drain(log) == appended
+
+
 async def test_events_the_store_lost_are_a_gap_not_a_hang() -> None:
     log, store = _backed()
     for _ in range(20):

@@ -247,7 +247,13 @@ class EventLog:
             self._durable_seq = min(seq, self._last_seq)
             if self._segments:
                 self._drop_stored_segments()
-            if self._mem_bytes > self._memory_bytes:
+            if self._closed and self._mem_bytes > CLOSED_MEMORY_BYTES:
+                # Finished: what the store holds leaves memory now (nothing is written, so no
+                # follower waits on it), not after CLOSED_SPILL_DELAY_S; a follower still behind
+                # reads it back from the store. Executions ending one after another each kept
+                # up to a window here for that second: 48-54 MB after 20 runs of 20 MB.
+                self._drop_durable(CLOSED_MEMORY_BYTES)
+            elif self._mem_bytes > self._memory_bytes:
                 self._spill()  # drops what the store now holds; writes nothing
 
     def append(self, method: str, params: Mapping[str, object]) -> Event:
@@ -330,14 +336,7 @@ class EventLog:
         if low_water is None:
             low_water = int(self._memory_bytes * SPILL_LOW_WATER)
         mem = self._mem
-        # Keep at least the newest event in memory, however small memory_bytes is.
-        while (
-            self._mem_bytes > low_water
-            and len(mem) - self._mem_head > 1
-            and mem[self._mem_head].seq <= self._durable_seq
-        ):
-            self._mem_bytes -= len(mem[self._mem_head].frame)
-            self._mem_head += 1
+        self._drop_durable(low_water)
         batch: list[Event] = []
         if not hold or self._mem_bytes > self._memory_bytes * STORE_HOLD:
             while self._mem_bytes > low_water and len(mem) - self._mem_head > 1:
@@ -354,6 +353,21 @@ class EventLog:
             self._drop_stored_segments()
         if batch:
             self._write_disk(batch)
+
+    def _drop_durable(self, low_water: int) -> None:
+        """Forget the oldest in-memory events the store holds, down to ``low_water`` (keeping at
+        least the newest event, however small the window)."""
+        mem = self._mem
+        while (
+            self._mem_bytes > low_water
+            and len(mem) - self._mem_head > 1
+            and mem[self._mem_head].seq <= self._durable_seq
+        ):
+            self._mem_bytes -= len(mem[self._mem_head].frame)
+            self._mem_head += 1
+        if self._mem_head * 2 >= len(mem):
+            del mem[: self._mem_head]
+            self._mem_head = 0
 
     def _drop_stored_segments(self) -> None:
         """Delete spool files whose every event the store holds now (oldest first)."""

@@ -175,7 +175,7 @@ async def test_descendants_from_children_files_match_the_stat_scan() -> None:
     try:
         async with asyncio.timeout(WAIT_S):
             await collector.seen.wait()
-        await eventually(lambda: len(group.descendants()) >= 4, "tree up")
+        await eventually(lambda: len(procfs.descendants(group.pid)) >= 4, "tree up")
         via_children = set(procfs._descendants_procfs(group.pid))
         via_stat = set(procfs._descendants_procfs_stat(group.pid))
         assert via_children == via_stat

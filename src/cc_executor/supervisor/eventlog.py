@@ -253,6 +253,7 @@ class EventLog:
                 # reads it back from the store. Executions ending one after another each kept
                 # up to a window here for that second: 48-54 MB after 20 runs of 20 MB.
                 self._drop_durable(CLOSED_MEMORY_BYTES)
+                self._compact()
             elif self._mem_bytes > self._memory_bytes:
                 self._spill()  # drops what the store now holds; writes nothing
 
@@ -344,11 +345,7 @@ class EventLog:
                 self._mem_head += 1
                 self._mem_bytes -= len(event.frame)
                 batch.append(event)
-        # Compact once the spilled prefix is at least half the list (amortised O(1) per event):
-        # with 64 KiB frames, waiting for hundreds of spilled events kept tens of MB alive.
-        if self._mem_head * 2 >= len(mem):
-            del mem[: self._mem_head]
-            self._mem_head = 0
+        self._compact()
         if self._stored is not None:
             self._drop_stored_segments()
         if batch:
@@ -365,8 +362,13 @@ class EventLog:
         ):
             self._mem_bytes -= len(mem[self._mem_head].frame)
             self._mem_head += 1
-        if self._mem_head * 2 >= len(mem):
-            del mem[: self._mem_head]
+
+    def _compact(self) -> None:
+        """Cut the dropped prefix off the list once it is at least half of it (amortised O(1)
+        per event): with 64 KiB frames, waiting for hundreds of dropped events kept tens of MB
+        alive."""
+        if self._mem_head * 2 >= len(self._mem):
+            del self._mem[: self._mem_head]
             self._mem_head = 0
 
     def _drop_stored_segments(self) -> None:

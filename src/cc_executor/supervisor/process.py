@@ -36,7 +36,6 @@ from cc_executor.supervisor.heap import heap_trimmer
 from cc_executor.supervisor.procfs import (
     MARKER_ENV,
     descendant_pids,
-    descendants,
     floor_and_mark,
     forked_since,
     leader_gone,
@@ -269,10 +268,6 @@ class ProcessGroup:
             # EPERM: a member changed its uid (setuid binary); the rest got the signal.
             logger.warning("killpg({}, {}) partly refused (EPERM)", self.pgid, sig.name)
         return True
-
-    def descendants(self) -> list[psutil.Process]:
-        """A snapshot of the leader's process tree (empty once the leader is gone)."""
-        return descendants(self.pid)
 
     def begin_terminate(self) -> None:
         """SIGTERM + SIGCONT to the group now, and to what left it (found in the tree, or by

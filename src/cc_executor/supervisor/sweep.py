@@ -273,7 +273,7 @@ def early_pass(
     if not HAS_PROC:
         return None
     now = mark if mark is not None else procfs.pid_mark()
-    if now is None or (floor is not None and now.last_pid == floor):
+    if now is None or not procfs.forked_since(floor, now):
         return None
     found = sweeper().pass_now(marker, floor, ours, now)
     if found is None:
@@ -430,7 +430,7 @@ async def _sweep_rounds(
     killed = 0
     if floor is not None and not pending_extra and not pinned_fds and HAS_PROC:
         now = now or procfs.pid_mark()  # (the caller's, read just before, saves a read)
-        if now is not None and now.last_pid == floor:
+        if not procfs.forked_since(floor, now):
             # No pid was handed out since the leader's: it forked nothing, nobody could have
             # inherited the marker. The common end of a command that never forks (no scan).
             return 0

@@ -59,6 +59,48 @@ async def test_spawn_new_session_and_output(program: Program) -> None:
         group.close()
 
 
+async def test_exit_is_seen_without_pidfds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kernel without pidfds (< 5.3), or a daemon out of fds: a thread waits for the leader.
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "pidfd_open not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    collector = Collector(b"done")
+    group = await spawn(["/bin/sh", "-c", "echo done; exit 3"], collector)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            assert await group.wait() == 3
+            await group.wait_output_closed()
+        assert bytes(collector.out["stdout"]) == b"done\n"
+    finally:
+        group.close()
+
+
+async def test_a_leader_killed_by_a_signal_reports_it() -> None:
+    collector = Collector(b"up")
+    group = await spawn(["/bin/sh", "-c", "echo up; exec sleep 30"], collector)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await collector.seen.wait()
+            group.signal_group(signal.SIGKILL)
+            assert await group.wait() == -signal.SIGKILL
+            await group.wait_output_closed()
+        assert group.exited
+    finally:
+        group.close()
+
+
+async def test_close_kills_a_leader_still_running_and_it_is_reaped() -> None:
+    collector = Collector(b"up")
+    group = await spawn(["/bin/sh", "-c", "echo up; exec sleep 30"], collector)
+    async with asyncio.timeout(WAIT_S):
+        await collector.seen.wait()
+    group.close()  # only after the end in normal use; a leader left running must not survive it
+    async with asyncio.timeout(WAIT_S):
+        assert await group.wait() == -signal.SIGKILL
+    assert not alive(group.pid)
+
+
 async def test_marker_is_in_the_child_env() -> None:
     collector = Collector(b"\n")
     group = await spawn(["/bin/sh", "-c", f'echo "${MARKER_ENV}"'], collector)
@@ -189,12 +231,11 @@ async def test_output_pipes_are_widened() -> None:
     collector = Collector(b"x")
     group = await spawn(["/bin/sh", "-c", "cat >/dev/null"], collector, stdin=True)
     try:
-        pipe = group._transport.get_pipe_transport(1)
-        assert pipe is not None
-        size = fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), 1032)  # F_GETPIPE_SZ
-        if size != PIPE_BYTES:
-            pytest.skip(f"pipe size quota: {size}")
-        assert pipe.max_size == PIPE_BYTES  # type: ignore[attr-defined]
+        for pipe in (group._child.popen.stdout, group._child.popen.stderr):
+            assert pipe is not None
+            size = fcntl.fcntl(pipe.fileno(), 1032)  # F_GETPIPE_SZ
+            if size != PIPE_BYTES:
+                pytest.skip(f"pipe size quota: {size}")
     finally:
         await group.write_stdin(b"", eof=True)
         async with asyncio.timeout(WAIT_S):

@@ -148,7 +148,7 @@ class Execution:
         self._stop = asyncio.Event()  # set by cancel or a timeout: run() terminates the group
         self._timer_wake: asyncio.Event | None = None
         self._output_failed = False
-        # Pipes are connected before subprocess_exec returns, so output can arrive before
+        # Output read while the spawn still awaits (connecting stdin) would come before
         # process.started was appended; it waits here until then.
         self._early_output: list[tuple[Stream, bytes]] | None = []
         # time.monotonic() clocks, set at spawn (loop.time() may use another base, e.g. uvloop)

@@ -10,24 +10,31 @@ and by a snapshot of the process tree taken before signalling (reading ``/proc``
 ``procfs.py``; killing them: ``sweep.py``). Does not own: states, timeouts, events
 (``execution.py``) or policy (``supervisor.py``).
 
-Why a :class:`asyncio.SubprocessProtocol` instead of ``create_subprocess_exec`` + StreamReaders:
-``Process.wait()`` only returns once *both the leader has exited and every pipe is closed*, so a
-background child that inherited stdout would keep it waiting forever. The protocol tells us the
-moment the leader exits (``process_exited``), independently of pipe EOF, and hands us each chunk
-the loop read (up to ``PIPE_BYTES``) without a second buffer or a reader task per pipe.
+Why not ``create_subprocess_exec`` + StreamReaders: ``Process.wait()`` only returns once *both
+the leader has exited and every pipe is closed*, so a background child that inherited stdout
+would keep it waiting forever. And why not ``loop.subprocess_exec`` either (what this module used
+until round 12): around the ``Popen`` it costs as much again in loop turns (a task that connects
+each pipe, a waiter per pipe, the child watcher's hop through ``call_soon_threadsafe``), ~0.15 ms
+per spawn on the loop that the child then waits for on two cores. :class:`_Child` does the same
+with one ``Popen`` (vfork), a selector reader per pipe and a pidfd for the exit: it tells us the
+moment the leader exits, independently of pipe EOF, and hands us each chunk read (up to
+``PIPE_BYTES``) without a second buffer or a reader task per pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
-from typing import Literal, cast
+from typing import Literal
 
 import psutil
 from loguru import logger
@@ -61,8 +68,9 @@ PIPE_BYTES = 1024 * 1024  # stdout/stderr pipe buffer and read size (Linux defau
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-class _GroupProtocol(asyncio.SubprocessProtocol):
-    """Turns the transport's callbacks into futures and output callbacks."""
+class _GroupProtocol(asyncio.BaseProtocol):
+    """The child's events as futures and output callbacks; also the stdin pipe's protocol
+    (``pause_writing`` / ``resume_writing`` / ``connection_lost`` of that transport)."""
 
     def __init__(self, on_output: OutputHandler, loop: asyncio.AbstractEventLoop) -> None:
         self._on_output = on_output
@@ -91,6 +99,9 @@ class _GroupProtocol(asyncio.SubprocessProtocol):
         if not self.exited.done():
             self.exited.set_result(None)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pipe_connection_lost(0, exc)  # only the stdin transport calls this
+
     def pause_writing(self) -> None:
         self._write_paused = True
 
@@ -111,8 +122,8 @@ class _GroupProtocol(asyncio.SubprocessProtocol):
         await asyncio.shield(self._drain_waiter)
 
 
-def _widen_pipes(transport: asyncio.SubprocessTransport) -> None:
-    """Give stdout/stderr ``PIPE_BYTES`` of kernel buffer and read them in chunks that large.
+def _widen(fd: int) -> None:
+    """Give an output pipe ``PIPE_BYTES`` of kernel buffer (it is read in chunks that large).
 
     With the default 64 KiB pipe a fast writer fills it, blocks, and wakes us for every 64 KiB
     (two context switches and one loop iteration each) on a machine where the writer, the daemon
@@ -120,33 +131,146 @@ def _widen_pipes(transport: asyncio.SubprocessTransport) -> None:
     what accumulated; the chunker still cuts it into pieces of at most 64 KiB. Best effort: an
     unprivileged process past its pipe-buffer quota keeps the default size.
     """
-    for fd in (1, 2):
-        pipe = transport.get_pipe_transport(fd)
-        if pipe is None:
-            continue
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _popen(
+    argv: Sequence[str], *, cwd: Path | str | None, env: Mapping[str, str], stdin: bool
+) -> subprocess.Popen[bytes]:
+    """Fork (vfork) and exec ``argv`` as a new session leader, its output on two pipes.
+
+    On the loop's thread, as ``loop.subprocess_exec`` does it: ``Popen`` returns once the
+    child has exec'd (or raises what exec raised), which takes a fraction of a millisecond.
+    """
+    return subprocess.Popen(
+        list(argv),
+        bufsize=0,
+        stdin=PIPE if stdin else DEVNULL,
+        stdout=PIPE,
+        stderr=PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
+
+
+class _Child:
+    """The leader on the loop: its output pipes read by selector callbacks, its exit seen on a
+    pidfd (or, where there are none, by a thread blocked in ``waitpid``), its stdin a write
+    transport when asked for.
+
+    Reaps the leader itself and records the status on the ``Popen`` (so ``subprocess`` never
+    waits for that pid again, which after a reuse could be another child of ours).
+    """
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        protocol: _GroupProtocol,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.popen = popen
+        self.stdin: asyncio.WriteTransport | None = None
+        self._protocol = protocol
+        self._loop = loop
+        self._outputs: dict[int, int] = {}  # 1/2 -> fd, while open
+        self._pidfd = -1
         try:
-            fileno = pipe.get_extra_info("pipe").fileno()
-            fcntl.fcntl(fileno, _F_SETPIPE_SZ, PIPE_BYTES)
-        except (OSError, AttributeError, ValueError):
-            continue
-        if hasattr(pipe, "max_size"):  # asyncio's read pipe transport reads max_size per call
-            pipe.max_size = PIPE_BYTES
+            for number, pipe in ((1, popen.stdout), (2, popen.stderr)):
+                assert pipe is not None
+                fd = pipe.fileno()
+                os.set_blocking(fd, False)
+                _widen(fd)
+                self._outputs[number] = fd
+                loop.add_reader(fd, self._read, number, fd)
+            self._watch_exit()
+        except BaseException:
+            self.close()
+            raise
+
+    def _watch_exit(self) -> None:
+        try:
+            self._pidfd = os.pidfd_open(self.popen.pid)
+        except (AttributeError, OSError):  # no pidfds (kernel < 5.3), or out of fds
+            threading.Thread(
+                target=self._wait_in_thread, name=f"waitpid-{self.popen.pid}", daemon=True
+            ).start()
+            return
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    def _read(self, number: int, fd: int) -> None:
+        try:
+            data = os.read(fd, PIPE_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # EIO and the like: nothing more will come
+            data = b""
+        if data:
+            self._protocol.pipe_data_received(number, data)
+            return
+        self._close_output(number)
+        self._protocol.pipe_connection_lost(number, None)
+
+    def _close_output(self, number: int) -> None:
+        fd = self._outputs.pop(number, None)
+        if fd is None:
+            return
+        self._loop.remove_reader(fd)
+        pipe = self.popen.stdout if number == 1 else self.popen.stderr
+        assert pipe is not None
+        pipe.close()
+
+    def _reap(self) -> None:
+        self._stop_watching()
+        try:
+            _, status = os.waitpid(self.popen.pid, 0)  # readable pidfd: it has exited
+        except ChildProcessError:  # reaped elsewhere; its status is lost
+            self._exited(255 << 8)
+            return
+        self._exited(status)
+
+    def _wait_in_thread(self) -> None:
+        try:
+            _, status = os.waitpid(self.popen.pid, 0)
+        except ChildProcessError:
+            status = 255 << 8
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self._loop.call_soon_threadsafe(self._exited, status)
+
+    def _exited(self, status: int) -> None:
+        if self.popen.returncode is None:
+            self.popen.returncode = os.waitstatus_to_exitcode(status)
+        self._protocol.process_exited()
+
+    def _stop_watching(self) -> None:
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+    def close(self) -> None:
+        """Stop reading and close every pipe; a leader still running is killed (and reaped
+        when its exit is seen, like any other)."""
+        for number in list(self._outputs):
+            self._close_output(number)
+        if self.stdin is not None:
+            self.stdin.close()
+        elif self.popen.stdin is not None:
+            self.popen.stdin.close()
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
 
 
 class ProcessGroup:
     """One spawned child leading its own session and process group; see the module docstring."""
 
-    def __init__(
-        self,
-        transport: asyncio.SubprocessTransport,
-        protocol: _GroupProtocol,
-        *,
-        marker: str,
-    ) -> None:
-        self._transport = transport
+    def __init__(self, child: _Child, protocol: _GroupProtocol, *, marker: str) -> None:
+        self._child = child
         self._protocol = protocol
         self.marker = marker
-        pid = transport.get_pid()
+        pid = child.popen.pid
         self.pid: int = pid
         # start_new_session=True makes the child call setsid() before exec, and Popen returns only
         # after exec succeeded, so the group exists and pgid == pid from here on.
@@ -183,18 +307,16 @@ class ProcessGroup:
         loop = asyncio.get_running_loop()
         child_env = dict(env)
         child_env[MARKER_ENV] = marker
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _GroupProtocol(on_output, loop),
-            *argv,
-            stdin=PIPE if stdin else DEVNULL,
-            stdout=PIPE,
-            stderr=PIPE,
-            cwd=cwd,
-            env=child_env,
-            start_new_session=True,
-        )
-        _widen_pipes(transport)
-        group = cls(transport, protocol, marker=marker)
+        protocol = _GroupProtocol(on_output, loop)
+        popen = _popen(argv, cwd=cwd, env=child_env, stdin=stdin)
+        child = _Child(popen, protocol, loop)
+        if popen.stdin is not None:
+            try:
+                child.stdin, _ = await loop.connect_write_pipe(lambda: protocol, popen.stdin)
+            except BaseException:
+                child.close()
+                raise
+        group = cls(child, protocol, marker=marker)
         logger.debug("spawned pid={} pgid={} marker={}", group.pid, group.pgid, marker)
         return group
 
@@ -203,7 +325,7 @@ class ProcessGroup:
     @property
     def returncode(self) -> int | None:
         """The leader's return code (negative: killed by that signal), None while it runs."""
-        return self._transport.get_returncode()
+        return self._child.popen.returncode
 
     @property
     def exited(self) -> bool:
@@ -212,7 +334,7 @@ class ProcessGroup:
     async def wait(self) -> int:
         """Wait for the leader to exit (not for the pipes); returns its return code."""
         await asyncio.shield(self._protocol.exited)  # a cancelled waiter must not cancel others
-        code = self._transport.get_returncode()
+        code = self._child.popen.returncode
         assert code is not None
         return code
 
@@ -224,11 +346,10 @@ class ProcessGroup:
     # --- stdin -----------------------------------------------------------------------------------
 
     def _stdin(self) -> asyncio.WriteTransport:
-        pipe = self._transport.get_pipe_transport(0)
+        pipe = self._child.stdin
         if pipe is None or pipe.is_closing() or self._protocol.stdin_lost:
             raise BrokenPipeError("stdin is closed")
-        # uvloop's pipe transports implement WriteTransport without subclassing it.
-        return cast(asyncio.WriteTransport, pipe)
+        return pipe
 
     @property
     def stdin_open(self) -> bool:
@@ -350,7 +471,7 @@ class ProcessGroup:
         The group is dead and reaped by then, so its number may be reused by an unrelated
         session: no signal goes to it after this.
         """
-        self._transport.close()
+        self._child.close()
         if self._snapshot is not None:
             self._snapshot.close()
         leader_gone(self.pid)

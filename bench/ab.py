@@ -184,10 +184,14 @@ async def main() -> None:
             if args.before_src == "relay"
             else bench.Daemon(Path(tmp) / "b", extra_env={"PYTHONPATH": args.before_src})
         )
-        after = bench.Daemon(
-            Path(tmp) / "a",
-            extra_env={"PYTHONPATH": args.after_src} if args.after_src else None,
-        )
+        try:
+            after = bench.Daemon(
+                Path(tmp) / "a",
+                extra_env={"PYTHONPATH": args.after_src} if args.after_src else None,
+            )
+        except BaseException:
+            before.stop()  # or it outlives the run, serving nobody and skewing the next one
+            raise
         try:
             sb, sa = await before.connect(), await after.connect()
             order = [

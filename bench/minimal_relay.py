@@ -4,8 +4,9 @@ FastAPI + uvicorn (plain asyncio loop, no compression, as the daemon runs them) 
 WebSocket route speaking just enough of PROTOCOL.md for ``bench.Session``: ``connected``,
 ``execute`` (argv, new session), ``process.output`` as orjson text frames of up to 64 KiB
 read straight from the pipes, ``process.completed``, and ``control`` CANCEL (SIGTERM + SIGCONT
-to the group, and to tree members that left it, as ``bench.py``'s direct cancel does). No
-token, no validation, no event log, no store, no sweep, no hooks: whatever cc-executor does
+to the group, and to tree members that left it, as ``bench.py``'s direct cancel does; the tree
+is walked the cheapest way before the signals). No token, no validation, no event log, no
+store, no sweep, no hooks: whatever cc-executor does
 beyond this is its own overhead; what this costs is the stack's and the machine's.
 
     python bench/minimal_relay.py PORT
@@ -22,7 +23,6 @@ import warnings
 from typing import Any
 
 import orjson
-import psutil
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
@@ -52,17 +52,32 @@ async def _run(ws: WebSocket, eid: str, proc: asyncio.subprocess.Process) -> Non
     )
 
 
+def _descendants(pid: int) -> list[int]:
+    """The pids of ``pid``'s tree from ``/proc/*/task/*/children`` (psutil's walk lists every
+    process: 4.7x of the direct cancel on its own)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                    children = [int(c) for c in f.read().split()]
+                found += children
+                todo += children
+    return found
+
+
 def _cancel(proc: asyncio.subprocess.Process) -> None:
-    tree = []
-    with contextlib.suppress(psutil.Error):
-        tree = psutil.Process(proc.pid).children(recursive=True)
+    tree = _descendants(proc.pid)  # before the signal: afterwards its members are reparented
     for sig in (signal.SIGTERM, signal.SIGCONT):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-    for p in tree:
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(p.pid) != proc.pid:
-                p.terminate()
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) != proc.pid:
+                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGCONT)
 
 
 @app.get("/health")

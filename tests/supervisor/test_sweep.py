@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -269,3 +271,27 @@ def test_an_early_pass_counts_the_walked_tree_as_found_without_reading_it(
     assert sorted(found[0]) == [101, 103]
     environs = sorted(path.split("/")[-2] for path in read if path.endswith("/environ"))
     assert environs == ["102", "104", "105"]
+
+
+def _gone_and_slow() -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    return subprocess.Popen(["true"]), subprocess.Popen(["sleep", "0.5"])
+
+
+async def test_waiting_for_the_last_of_several_processes_costs_no_cpu() -> None:
+    # One process is gone (a zombie: its pidfd reads ready from then on), the other takes a
+    # while: the wait must sleep until then, not call back on every loop turn.
+    gone, slow = _gone_and_slow()
+    fds = [os.pidfd_open(gone.pid), os.pidfd_open(slow.pid)]
+    try:
+        ready, _, _ = select.select([fds[0]], [], [], WAIT_S)
+        assert ready  # `true` has exited
+        cpu0, wall0 = time.thread_time(), time.monotonic()
+        await sweep_module._wait_pidfds(list(fds), WAIT_S)
+        cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+        assert wall >= 0.3  # it did wait for `sleep`
+        assert cpu < 0.1, f"{cpu:.3f}s of CPU while waiting {wall:.3f}s"
+        assert slow.poll() is not None or slow.wait(WAIT_S) == 0
+    finally:
+        for proc in (gone, slow):
+            proc.kill()
+            proc.wait()

@@ -356,7 +356,7 @@ async def _wait_pidfds(fds: list[int], wait_s: float) -> None:
     waiters: list[asyncio.Future[None]] = []
     for fd in fds:
         waiter: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _resolve, waiter)
+        loop.add_reader(fd, _resolve, loop, fd, waiter)
         waiters.append(waiter)
     try:
         async with asyncio.timeout(wait_s):
@@ -370,7 +370,11 @@ async def _wait_pidfds(fds: list[int], wait_s: float) -> None:
             os.close(fd)
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+def _resolve(loop: asyncio.AbstractEventLoop, fd: int, waiter: asyncio.Future[None]) -> None:
+    # A pidfd stays readable once its process has exited: left in the selector, it would call
+    # this again on every loop turn until the last of the others is gone (a busy loop that took
+    # a core from the processes dying on the other; round 12).
+    loop.remove_reader(fd)
     if not waiter.done():
         waiter.set_result(None)
 

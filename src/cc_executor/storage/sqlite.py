@@ -78,7 +78,14 @@ JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # shrink the WAL after one huge wri
 CHECKPOINT_IDLE_S = 0.25
 CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
 CHECKPOINT_BACKSTOP_BYTES = 4 * CHECKPOINT_WAL_BYTES
-WRITE_WAL_BYTES = 16 * 1024  # what a write other than events is counted as (a few pages)
+# Pages of a new file (an existing one keeps its own: SQLite cannot change it in WAL mode).
+# Output is most of what the store writes, and every byte of it goes through the kernel three
+# times (into the WAL, out of it and into the file at the checkpoint), one page per call: with
+# 4 KiB pages the writer and checkpointer threads spent 57-91 ms of CPU per 20 MB of output,
+# with 64 KiB pages 29 (docs/benchmarks.md, round 12). Small rows cost more per write instead
+# (a record update rewrites a 64 KiB page): ~60 us of the writer thread per execution.
+PAGE_BYTES = 64 * 1024
+WRITE_WAL_BYTES = 4 * PAGE_BYTES  # what a write other than events is counted as (a few pages)
 INSERT_ROWS = 16  # events per INSERT statement: few statements, and a bind (under the GIL) of ~1 MB
 ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index
 
@@ -278,8 +285,10 @@ class SqliteStore:
             os.chmod(self.path, FILE_MODE)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
-            # auto_vacuum only takes effect on a file without tables, so it is set before the
-            # first migration and is a no-op afterwards; prune then returns freed pages.
+            # page_size and auto_vacuum only take effect on a file without tables, so they are
+            # set before the first migration and are no-ops afterwards; prune then returns
+            # freed pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_BYTES:d}")
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")

@@ -223,9 +223,11 @@ class OutputChunker:
 
     def _emit_text(self, text: str, out: list[OutputPiece]) -> None:
         end = len(text)
-        size = _json_size(text)
-        fits_all = size <= self._max  # then every slice fits too
-        chars_per_piece = max(1, int(end * self._max / size)) if size else end
+        # JSON is never shorter than the text: a read longer than a piece (reads are up to
+        # 1 MiB) is not encoded whole just to learn that it does not fit.
+        size = _json_size(text) if end <= self._max else 0
+        fits_all = end <= self._max and size <= self._max  # then every slice fits too
+        chars_per_piece = max(1, int(end * self._max / size)) if size else min(end, self._max)
         start = 0
         while start < end:
             if fits_all:
@@ -237,6 +239,10 @@ class OutputChunker:
                     # Proportional shrink; a single character always fits (<= 6 bytes).
                     cut = start + max(1, (cut - start) * self._max // piece_size - 1)
                     piece_size = _json_size(text[start:cut])
+                if cut < end:
+                    # The next piece starts from the density seen here (output that needs
+                    # escapes, such as short lines, keeps needing them): one encode a piece.
+                    chars_per_piece = max(1, (cut - start) * self._max // piece_size)
             cut = _line_cut(text, "\n", start, cut, end, run_open=self._run > 0)
             data = text[start:cut] if start or cut < end else text
             out.append(self._piece(data, data.endswith("\n"), None))

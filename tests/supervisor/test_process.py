@@ -262,6 +262,32 @@ async def test_live_leaders_are_known_to_the_sweep_until_reaped() -> None:
     assert group.pid not in procfs.LEADERS
 
 
+async def test_a_leader_reaped_before_its_group_exists_is_not_kept_as_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With stdin the spawn awaits its pipe's connection; a child that exits meanwhile is reaped
+    # before the group is built, and must not stay registered as a live leader.
+    loop = asyncio.get_running_loop()
+    connect = loop.connect_write_pipe
+
+    async def connect_after_the_exit(
+        factory: Callable[[], asyncio.BaseProtocol], pipe: object
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        protocol = factory()
+        async with asyncio.timeout(WAIT_S):
+            await protocol.exited.wait()  # type: ignore[attr-defined]
+        return await connect(lambda: protocol, pipe)
+
+    monkeypatch.setattr(loop, "connect_write_pipe", connect_after_the_exit)
+    group = await spawn(["true"], Collector(), stdin=True)
+    try:
+        assert group.exited
+        assert group.pid not in procfs.LEADERS
+        assert await group.wait() == 0
+    finally:
+        group.close()
+
+
 async def test_sweep_reads_no_live_leader_of_another_execution(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

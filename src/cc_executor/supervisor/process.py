@@ -69,14 +69,19 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class _GroupProtocol(asyncio.BaseProtocol):
-    """The child's events as futures and output callbacks; also the stdin pipe's protocol
-    (``pause_writing`` / ``resume_writing`` / ``connection_lost`` of that transport)."""
+    """The child's events as events and output callbacks; also the stdin pipe's protocol
+    (``pause_writing`` / ``resume_writing`` / ``connection_lost`` of that transport).
+
+    Events, not futures: each waiter gets its own future (cancelling one cancels no other), and
+    is woken in the next loop turn; ``asyncio.shield`` around a shared future took two.
+    """
 
     def __init__(self, on_output: OutputHandler, loop: asyncio.AbstractEventLoop) -> None:
         self._on_output = on_output
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.stdout_closed: asyncio.Future[None] = loop.create_future()
-        self.stderr_closed: asyncio.Future[None] = loop.create_future()
+        self.exited = asyncio.Event()
+        self.on_exit: Callable[[], None] | None = None  # run first, as soon as it is reaped
+        self.stdout_closed = asyncio.Event()
+        self.stderr_closed = asyncio.Event()
         self.stdin_lost = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -91,13 +96,14 @@ class _GroupProtocol(asyncio.BaseProtocol):
             self.stdin_lost = True
             self._release_drain()
         else:
-            closed = self.stdout_closed if fd == 1 else self.stderr_closed
-            if not closed.done():
-                closed.set_result(None)
+            (self.stdout_closed if fd == 1 else self.stderr_closed).set()
 
     def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
+        if self.exited.is_set():
+            return
+        if self.on_exit is not None:
+            self.on_exit()
+        self.exited.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pipe_connection_lost(0, exc)  # only the stdin transport calls this
@@ -285,9 +291,12 @@ class ProcessGroup:
         self._trimmer = heap_trimmer()
         self._trimmer.opened()
         leader_spawned(pid, marker)
-        # Reaped by then (the loop's child watcher reports an exit after waitpid): the pid may
-        # be handed out again, so sweeps must read it like any other process from now on.
-        protocol.exited.add_done_callback(lambda _: leader_gone(pid))
+        # Once reaped (process_exited comes after waitpid) the pid may be handed out again, so
+        # sweeps must read it like any other process from then on.
+        if protocol.exited.is_set():  # it exited while the spawn awaited its stdin pipe
+            leader_gone(pid)
+        else:
+            protocol.on_exit = lambda: leader_gone(pid)
 
     @classmethod
     async def spawn(
@@ -329,19 +338,19 @@ class ProcessGroup:
 
     @property
     def exited(self) -> bool:
-        return self._protocol.exited.done()
+        return self._protocol.exited.is_set()
 
     async def wait(self) -> int:
         """Wait for the leader to exit (not for the pipes); returns its return code."""
-        await asyncio.shield(self._protocol.exited)  # a cancelled waiter must not cancel others
+        await self._protocol.exited.wait()
         code = self._child.popen.returncode
         assert code is not None
         return code
 
     async def wait_output_closed(self) -> None:
         """Wait until stdout and stderr reached EOF (every writer holding them is gone)."""
-        await asyncio.shield(self._protocol.stdout_closed)
-        await asyncio.shield(self._protocol.stderr_closed)
+        await self._protocol.stdout_closed.wait()
+        await self._protocol.stderr_closed.wait()
 
     # --- stdin -----------------------------------------------------------------------------------
 

@@ -80,11 +80,12 @@ CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
 CHECKPOINT_BACKSTOP_BYTES = 4 * CHECKPOINT_WAL_BYTES
 # Pages of a new file (an existing one keeps its own: SQLite cannot change it in WAL mode).
 # Output is most of what the store writes, and every byte of it goes through the kernel three
-# times (into the WAL, out of it and into the file at the checkpoint), one page per call: with
-# 4 KiB pages the writer and checkpointer threads spent 57-91 ms of CPU per 20 MB of output,
-# with 64 KiB pages 29 (docs/benchmarks.md, round 12). Small rows cost more per write instead
-# (a record update rewrites a 64 KiB page): ~60 us of the writer thread per execution.
-PAGE_BYTES = 64 * 1024
+# times (into the WAL, out of it and into the file at the checkpoint), one page per call. Per
+# 20 MB of output the writer and checkpointer threads spent 57-91 ms of CPU with 4 KiB pages,
+# 35 with 16 KiB, 31 with 32 KiB and 29 with 64 KiB; a 64 KiB output frame overflows its page
+# into one more, so the file grows by 3 %, 7 % and 15 % over the frames (docs/benchmarks.md,
+# round 12). A record update rewrites a whole page: ~30 us more of the writer per execution.
+PAGE_BYTES = 32 * 1024
 WRITE_WAL_BYTES = 4 * PAGE_BYTES  # what a write other than events is counted as (a few pages)
 INSERT_ROWS = 16  # events per INSERT statement: few statements, and a bind (under the GIL) of ~1 MB
 ANALYSIS_LIMIT_ROWS = 1_000  # planner statistics from a sample: enough to pick the right index

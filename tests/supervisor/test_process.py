@@ -262,11 +262,11 @@ async def test_live_leaders_are_known_to_the_sweep_until_reaped() -> None:
     assert group.pid not in procfs.LEADERS
 
 
-async def test_a_leader_reaped_before_its_group_exists_is_not_kept_as_live(
+async def test_a_leader_reaped_while_stdin_connects_is_not_kept_as_live(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # With stdin the spawn awaits its pipe's connection; a child that exits meanwhile is reaped
-    # before the group is built, and must not stay registered as a live leader.
+    # before the spawn returns, and must not stay registered as a live leader.
     loop = asyncio.get_running_loop()
     connect = loop.connect_write_pipe
 
@@ -286,6 +286,30 @@ async def test_a_leader_reaped_before_its_group_exists_is_not_kept_as_live(
         assert await group.wait() == 0
     finally:
         group.close()
+
+
+async def test_a_spawn_whose_stdin_cannot_connect_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    before = set(procfs.LEADERS)
+
+    async def refuse(*args: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(loop, "connect_write_pipe", refuse)
+    marker = uuid.uuid4().hex
+    with pytest.raises(OSError, match="Too many open files"):
+        await ProcessGroup.spawn(
+            ["sleep", "30"],
+            cwd=None,
+            env=dict(os.environ),
+            stdin=True,
+            marker=marker,
+            on_output=Collector(),
+        )
+    assert set(procfs.LEADERS) == before
+    await eventually(lambda: not marked_alive(marker), "the leader killed")
 
 
 async def test_sweep_reads_no_live_leader_of_another_execution(

@@ -87,8 +87,7 @@ class _GroupProtocol(asyncio.BaseProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._loop = loop
 
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        assert isinstance(data, bytes)  # pipes are opened in binary mode
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
         self._on_output("stdout" if fd == 1 else "stderr", data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -227,20 +226,19 @@ class _Child:
         assert pipe is not None
         pipe.close()
 
+    def _waitpid(self) -> int:
+        """Reap the leader (blocks until it exits); its wait status."""
+        try:
+            return os.waitpid(self.popen.pid, 0)[1]
+        except ChildProcessError:  # reaped elsewhere; its status is lost
+            return 255 << 8
+
     def _reap(self) -> None:
         self._stop_watching()
-        try:
-            _, status = os.waitpid(self.popen.pid, 0)  # readable pidfd: it has exited
-        except ChildProcessError:  # reaped elsewhere; its status is lost
-            self._exited(255 << 8)
-            return
-        self._exited(status)
+        self._exited(self._waitpid())  # readable pidfd: it has exited, this does not block
 
     def _wait_in_thread(self) -> None:
-        try:
-            _, status = os.waitpid(self.popen.pid, 0)
-        except ChildProcessError:
-            status = 255 << 8
+        status = self._waitpid()
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             self._loop.call_soon_threadsafe(self._exited, status)
 
@@ -293,10 +291,7 @@ class ProcessGroup:
         leader_spawned(pid, marker)
         # Once reaped (process_exited comes after waitpid) the pid may be handed out again, so
         # sweeps must read it like any other process from then on.
-        if protocol.exited.is_set():  # it exited while the spawn awaited its stdin pipe
-            leader_gone(pid)
-        else:
-            protocol.on_exit = lambda: leader_gone(pid)
+        protocol.on_exit = lambda: leader_gone(pid)
 
     @classmethod
     async def spawn(
@@ -318,14 +313,15 @@ class ProcessGroup:
         child_env[MARKER_ENV] = marker
         protocol = _GroupProtocol(on_output, loop)
         popen = _popen(argv, cwd=cwd, env=child_env, stdin=stdin)
-        child = _Child(popen, protocol, loop)
+        # The group (and with it the leader's registration and exit hook) exists before the
+        # only await below: a leader that exits meanwhile is seen like any other.
+        group = cls(_Child(popen, protocol, loop), protocol, marker=marker)
         if popen.stdin is not None:
             try:
-                child.stdin, _ = await loop.connect_write_pipe(lambda: protocol, popen.stdin)
+                group._child.stdin, _ = await loop.connect_write_pipe(lambda: protocol, popen.stdin)
             except BaseException:
-                child.close()
+                group.close()
                 raise
-        group = cls(child, protocol, marker=marker)
         logger.debug("spawned pid={} pgid={} marker={}", group.pid, group.pgid, marker)
         return group
 

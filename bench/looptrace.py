@@ -62,6 +62,31 @@ def _traced_select(self, timeout=None):
 
 
 selectors.EpollSelector.select = _traced_select
+
+
+def _wrap(spec):
+    import functools, importlib
+
+    module, _, path = spec.partition(":")
+    *outer, name = path.split(".")
+    owner = importlib.import_module(module)
+    for part in outer:
+        owner = getattr(owner, part)
+    inner = getattr(owner, name)
+
+    @functools.wraps(inner)
+    def traced(*args, **kwargs):
+        _mark(path + " >")
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            _mark(path + " <")
+
+    setattr(owner, name, traced)
+
+
+for _spec in filter(None, os.environ.get("CC_LOOPTRACE_WRAP", "").split(",")):
+    _wrap(_spec)
 """
 
 
@@ -92,6 +117,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("scenario", choices=("cancel", "first_byte"))
     parser.add_argument("--rounds", type=int, default=10, help="the last one is printed")
+    parser.add_argument(
+        "--wrap",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="also mark entry and exit of this synchronous function or method, patched where"
+        " it is looked up (e.g. cc_executor.supervisor.process:ProcessGroup.begin_terminate)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         hook_dir = Path(tmp) / "hook"
@@ -100,7 +133,12 @@ async def main() -> None:
         trace = Path(tmp) / "trace"
         path = os.pathsep.join(filter(None, [str(hook_dir), os.environ.get("PYTHONPATH")]))
         daemon = bench.Daemon(
-            Path(tmp) / "d", extra_env={"PYTHONPATH": path, "CC_LOOPTRACE": str(trace)}
+            Path(tmp) / "d",
+            extra_env={
+                "PYTHONPATH": path,
+                "CC_LOOPTRACE": str(trace),
+                "CC_LOOPTRACE_WRAP": ",".join(args.wrap),
+            },
         )
         try:
             s = await daemon.connect()

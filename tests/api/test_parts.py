@@ -126,10 +126,17 @@ def test_exports() -> None:
         assert getattr(cc_executor, name) is getattr(cc_executor.api, name)
     for name in names:
         assert getattr(legacy, name) is getattr(cc_executor.api, name)
+    import types
+
+    import cc_executor.api.amend  # a submodule named like one of the exports
+
     for name in cc_executor.api.__all__:
-        assert hasattr(cc_executor.api, name)
+        assert not isinstance(getattr(cc_executor.api, name), types.ModuleType), name
+    assert set(cc_executor.api.__all__) <= set(dir(cc_executor.api))
     with pytest.raises(AttributeError):
         cc_executor.no_such_name  # noqa: B018
+    with pytest.raises(AttributeError, match=r"cc_executor\.api"):
+        cc_executor.api.no_such_name  # noqa: B018
 
 
 def test_top_level_import_is_light() -> None:
@@ -145,3 +152,20 @@ def test_top_level_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_one_api_module_does_not_load_the_rest() -> None:
+    # The daemon's receipt hook imports cc_executor.api.events: that must not bring the client
+    # (and websockets' client stack) into an idle daemon.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cc_executor.api.events, cc_executor.api as api; "
+        "print(sorted(m for m in sys.modules if m.startswith('cc_executor.client'))); "
+        "api.cc_execute; print('cc_executor.api.execute' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stderr

@@ -7,8 +7,10 @@ import asyncio
 import fcntl
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tests.supervisor.probes import WAIT_S, alive, eventually, marked_alive, pids
@@ -222,6 +224,37 @@ async def test_descendants_from_children_files_match_the_stat_scan() -> None:
         via_stat = set(procfs._descendants_procfs_stat(group.pid))
         assert via_children == via_stat
         assert len(via_children) >= 4
+    finally:
+        await group.terminate(grace_s=1.0)
+        group.close()
+
+
+def _children_of_main_thread(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+async def test_the_tree_walk_finds_a_child_forked_by_another_thread() -> None:
+    # The children of a thread are listed under that thread only: a multi-threaded parent's
+    # threads are all walked, not just its main one.
+    program = (
+        "import subprocess, sys, threading, time\n"
+        "def fork():\n"
+        "    subprocess.Popen(['sleep', '30'])\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(30)\n"
+        "threading.Thread(target=fork, daemon=True).start()\n"
+        "time.sleep(30)\n"
+    )
+    collector = Collector(b"ready\n")
+    group = await spawn([sys.executable, "-c", program], collector)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await collector.seen.wait()
+        assert os.stat(f"/proc/{group.pid}/task").st_nlink > 3  # two threads at least
+        assert not _children_of_main_thread(group.pid)
+        walked = procfs._descendants_procfs(group.pid)
+        assert len(walked) == 1
+        assert set(walked) == set(procfs._descendants_procfs_stat(group.pid))
     finally:
         await group.terminate(grace_s=1.0)
         group.close()

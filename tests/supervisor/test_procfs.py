@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from tests.polling import poll_until
 
 from cc_executor.supervisor import procfs
 from cc_executor.supervisor.procfs import MARKER_ENV
@@ -126,3 +130,40 @@ def test_a_pass_just_above_its_floor_opens_each_new_pid_instead_of_listing_proc(
     found, _, _ = procfs.scan_all(frozenset({b"m1"}), floor=100)
     assert found == {b"m1": [103]}
     assert listings == [str(tmp_path)]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def test_a_member_of_a_known_group_is_found_without_its_marker() -> None:
+    # A process in the group of a live leader is that execution's even after clearing its
+    # environment: the pass asks its group (getpgid) instead of reading its environ.
+    leader = await asyncio.create_subprocess_exec(
+        "sh", "-c", "env -i sleep 30 & wait", start_new_session=True
+    )
+    try:
+        me = psutil.Process(leader.pid)
+        await poll_until(lambda: bool(me.children()), timeout=10, what="the sleep")
+        child = me.children()[0].pid
+        await poll_until(
+            lambda: b"sleep" in _read(f"/proc/{child}/cmdline"),
+            timeout=10,
+            what="the exec of env -i",
+        )
+        assert MARKER_ENV.encode() not in _read(f"/proc/{child}/environ")
+        key = frozenset({b"m-group"})
+        assert procfs._scan_marked(key, [str(child)], leaders={}) == {}
+        procfs.leader_spawned(leader.pid, "m-group")
+        try:
+            found = procfs._scan_marked(key, [str(child)], leaders=procfs.LEADERS)
+        finally:
+            procfs.leader_gone(leader.pid)
+        assert found == {b"m-group": [child]}
+        # Another leader's group tells nothing about this one.
+        other = procfs._scan_marked(key, [str(child)], leaders={os.getpid(): b"m-group"})
+        assert other == {}
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        await leader.wait()

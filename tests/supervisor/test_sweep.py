@@ -266,6 +266,8 @@ def test_an_early_pass_counts_the_walked_tree_as_found_without_reading_it(
 
     monkeypatch.setattr(procfs, "_read_proc_file", reading)
     monkeypatch.setattr(procfs, "pid_mark", lambda: procfs.PidMark(105, 0.0, 10.0))
+    # The other pids exist and are in no group of ours (pgid 1): their environ must be read.
+    monkeypatch.setattr(procfs.os, "getpgid", lambda pid: 1)
     found = Sweeper().pass_now("m1", floor=100, ours=[101, 103])
     assert found is not None
     assert sorted(found[0]) == [101, 103]

@@ -190,8 +190,13 @@ def _scan_marked(
     parsing cost about 5x more). A zombie's environ reads as empty: never matched. So does a
     process caught in the middle of ``exec`` (its old memory is gone, the new not yet readable):
     the names whose environ read empty are added to ``unread`` so a later round reads them again.
-    ``leaders`` (a snapshot of the live leaders, pid -> marker) are not read: their marker is
-    known. Safe to run in a worker thread (it only reads ``/proc``).
+    ``leaders`` (a snapshot of the live leaders, pid -> marker; a pass may add the tree it just
+    walked) are not read: their marker is known. Nor are the members of their process groups
+    (one ``getpgid`` instead of reading an environ, which for a process that is exiting costs
+    several times more): a group's id is not handed out again while any member is alive, and a
+    process can only join a group of its own session, which the leader's ``setsid`` made, so
+    every member descends from the process the group is named after. Safe to run in a worker
+    thread (it only reads ``/proc``).
     """
     me = os.getpid()
     found: dict[bytes, list[int]] = {}
@@ -202,7 +207,7 @@ def _scan_marked(
         if pid == me:
             continue
         if leaders is not None:
-            known = leaders.get(pid)
+            known = leaders.get(pid) or _group_marker(pid, leaders)
             if known is not None:
                 if known in markers:
                     found.setdefault(known, []).append(pid)
@@ -222,6 +227,17 @@ def _scan_marked(
         if value is not None:
             found.setdefault(value, []).append(pid)
     return found
+
+
+def _group_marker(pid: int, leaders: Mapping[int, bytes]) -> bytes | None:
+    """The marker of the known process whose group ``pid`` is in, if any (see
+    :func:`_scan_marked`)."""
+    if not leaders:
+        return None
+    try:
+        return leaders.get(os.getpgid(pid))
+    except OSError:  # gone meanwhile: its environ read says so
+        return None
 
 
 def _marker_in(environ: bytes, markers: frozenset[bytes]) -> bytes | None:
@@ -311,7 +327,7 @@ def _descendants_procfs(pid: int) -> list[int]:
     while todo:
         parent = todo.pop()
         try:
-            tids = os.listdir(f"{_PROC}/{parent}/task")
+            tids = _threads(parent)
         except OSError:  # gone meanwhile
             continue
         for tid in tids:
@@ -325,6 +341,19 @@ def _descendants_procfs(pid: int) -> list[int]:
                     found.append(child)
                     todo.append(child)
     return found
+
+
+def _threads(pid: int) -> list[str]:
+    """The thread ids of ``pid`` (a child may have been forked by any of them).
+
+    ``/proc/<pid>/task`` has 2 + threads links: one ``stat`` tells a single-threaded process
+    (nearly every member of a tree: shells, ``sleep``) apart without listing the directory
+    (three system calls). Any other count, however odd, is listed.
+    """
+    task = f"{_PROC}/{pid}/task"
+    if os.stat(task).st_nlink == 3:
+        return [str(pid)]
+    return os.listdir(task)
 
 
 def _descendants_procfs_stat(pid: int) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def test_pid_floor_is_the_leader_while_no_wrap_is_possible(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     files = {procfs._LAST_PID_FILE: b"5000\n", procfs._PID_MAX_FILE: b"4194304\n"}
-    monkeypatch.setattr(procfs, "_read_proc_file", lambda path, size: files.get(path))
+    monkeypatch.setattr(procfs, "_read_sysctl", files.get)
     now = procfs.time.monotonic()
     assert procfs.pid_floor(4000, now) == 4000
     # the allocator is below the leader again: it wrapped since the spawn
@@ -48,6 +49,16 @@ def test_scan_rereads_only_what_read_empty(monkeypatch: pytest.MonkeyPatch) -> N
     found = procfs._scan_marked(frozenset({b"m1"}), ["101", "102", "103"], unread)
     assert found == {b"m1": [103]}
     assert unread == {"101"}
+
+
+def test_a_kept_open_sysctl_file_reads_afresh() -> None:
+    before = procfs.pid_mark()
+    subprocess.run(["true"], check=True)  # takes a pid
+    after = procfs.pid_mark()
+    assert before is not None
+    assert after is not None
+    assert after.last_pid != before.last_pid
+    assert procfs._read_sysctl("/proc/sys/kernel/no_such_file") is None
 
 
 def test_a_pid_mark_is_stale_once_the_counter_could_have_wrapped() -> None:

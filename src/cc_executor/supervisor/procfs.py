@@ -11,6 +11,7 @@ are ``sweep.py``'s, shared passes too (:class:`~cc_executor.supervisor.sweep.Swe
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -274,10 +275,33 @@ class PidMark:
         return mark is not None and mark.last_pid == self.last_pid
 
 
+# Descriptors kept open on the two sysctl files every pid mark reads: a read at offset 0 formats
+# the value afresh, so one pread replaces open, read and close (~1 us instead of ~6 us; a cancel
+# reads a mark three times). Opened on first use, close-on-exec, shared by every thread.
+_SYSCTL_FDS: dict[str, int] = {}
+_SYSCTL_LOCK = threading.Lock()
+
+
+def _read_sysctl(path: str) -> bytes | None:
+    fd = _SYSCTL_FDS.get(path)
+    if fd is None:
+        with _SYSCTL_LOCK:
+            fd = _SYSCTL_FDS.get(path)
+            if fd is None:
+                try:
+                    fd = _SYSCTL_FDS[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:  # no such file (not Linux, or /proc not mounted)
+                    return None
+    try:
+        return os.pread(fd, 64, 0)
+    except OSError:
+        return None
+
+
 def pid_mark() -> PidMark | None:
     try:
-        last_pid = int(_read_proc_file(_LAST_PID_FILE, 64) or b"")
-        pid_max = int(_read_proc_file(_PID_MAX_FILE, 64) or b"")
+        last_pid = int(_read_sysctl(_LAST_PID_FILE) or b"")
+        pid_max = int(_read_sysctl(_PID_MAX_FILE) or b"")
     except ValueError:
         return None
     return PidMark(last_pid, time.monotonic(), (pid_max - _RESERVED_PIDS) / MAX_FORKS_PER_S)

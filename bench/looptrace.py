@@ -40,11 +40,25 @@ def _mark(tag):
 _run = asyncio.events.Handle._run
 
 
+_WHERE = bool(os.environ.get("CC_LOOPTRACE_WHERE"))
+
+
+def _resumes_at(coro):
+    # The innermost coroutine the task is suspended in: where this step resumes.
+    while getattr(coro, "cr_await", None) is not None and hasattr(coro.cr_await, "cr_frame"):
+        coro = coro.cr_await
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return ""
+    return " @ %s:%d" % (frame.f_code.co_qualname, frame.f_lineno)
+
+
 def _traced_run(self):
     callback = self._callback
     owner = getattr(callback, "__self__", None)
     if isinstance(owner, asyncio.Task):
-        _mark("task " + owner.get_coro().__qualname__)
+        coro = owner.get_coro()
+        _mark("task " + coro.__qualname__ + (_resumes_at(coro) if _WHERE else ""))
     else:
         _mark(getattr(callback, "__qualname__", type(callback).__name__))
     return _run(self)
@@ -118,6 +132,11 @@ async def main() -> None:
     parser.add_argument("scenario", choices=("cancel", "first_byte"))
     parser.add_argument("--rounds", type=int, default=10, help="the last one is printed")
     parser.add_argument(
+        "--where",
+        action="store_true",
+        help="name, for each task step, the function and line it resumes at",
+    )
+    parser.add_argument(
         "--wrap",
         action="append",
         default=[],
@@ -138,6 +157,7 @@ async def main() -> None:
                 "PYTHONPATH": path,
                 "CC_LOOPTRACE": str(trace),
                 "CC_LOOPTRACE_WRAP": ",".join(args.wrap),
+                "CC_LOOPTRACE_WHERE": "1" if args.where else "",
             },
         )
         try:

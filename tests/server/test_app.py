@@ -32,3 +32,24 @@ async def test_health_reports_running_executions(daemon: Any) -> None:
         assert health["status"] == "ok"
         assert health["running_executions"] == 1
         await peer.call("control", {"type": "CANCEL", "execution_id": started["execution_id"]})
+
+
+def test_an_idle_app_does_not_import_what_only_some_requests_need(tmp_path: Path) -> None:
+    # Idle RSS is a target (docs/benchmarks.md): the client stack, the task API and tenacity
+    # (retries) are loaded by the requests that use them, not by create_app.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from cc_executor.config import Settings\n"
+        "from cc_executor.server.app import create_app\n"
+        f"create_app(Settings(state_dir={str(tmp_path / 'state')!r}, port=1))\n"
+        "heavy = ('cc_executor.client', 'cc_executor.api.execute', 'tenacity', 'mcp',"
+        " 'websockets.asyncio.client')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1:] == ["[]"], done.stdout + done.stderr

@@ -140,33 +140,33 @@ def test_exports() -> None:
         cc_executor.api.no_such_name  # noqa: B018
 
 
-def test_top_level_import_is_light() -> None:
+def _fresh_python(code: str) -> list[str]:
+    """The lines ``code`` prints in a fresh interpreter (what it imports is its own)."""
     import subprocess
     import sys
 
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_top_level_import_is_light() -> None:
     code = (
         "import sys, cc_executor; "
         "print(any(m.startswith(('cc_executor.api', 'cc_executor.supervisor', 'fastapi')) "
         "for m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.stdout.strip() == "False", done.stderr
+    assert _fresh_python(code) == ["False"]
 
 
 def test_one_api_module_does_not_load_the_rest() -> None:
     # The daemon's receipt hook imports cc_executor.api.events: that must not bring the client
     # (and websockets' client stack) into an idle daemon.
-    import subprocess
-    import sys
-
     code = (
         "import sys, cc_executor.api.events, cc_executor.api as api; "
         "print(sorted(m for m in sys.modules if m.startswith('cc_executor.client'))); "
         "api.cc_execute; print('cc_executor.api.execute' in sys.modules)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stderr
+    assert _fresh_python(code) == ["[]", "True"]

@@ -237,13 +237,13 @@ async def test_the_tree_walk_finds_a_child_forked_by_another_thread() -> None:
     # The children of a thread are listed under that thread only: a multi-threaded parent's
     # threads are all walked, not just its main one.
     program = (
-        "import subprocess, sys, threading, time\n"
+        "import signal, subprocess, threading\n"
         "def fork():\n"
         "    subprocess.Popen(['sleep', '30'])\n"
         "    print('ready', flush=True)\n"
-        "    time.sleep(30)\n"
+        "    threading.Event().wait()  # alive, or its child would pass to the main thread\n"
         "threading.Thread(target=fork, daemon=True).start()\n"
-        "time.sleep(30)\n"
+        "signal.pause()  # until the group is terminated\n"
     )
     collector = Collector(b"ready\n")
     group = await spawn([sys.executable, "-c", program], collector)
